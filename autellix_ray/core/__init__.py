@@ -1,0 +1,49 @@
+"""The pure Autellix policy core: process table, scheduling and routing policies.
+
+Imports no ray, vllm or torch; time comes in as arguments. The vLLM plugin, the
+replay simulator and the unit tests all run these same objects.
+"""
+
+from autellix_ray.core.program_table import (
+    ProgramRow,
+    ProgramTable,
+    ProgramTableFull,
+    ThreadRow,
+    UnknownProgram,
+)
+from autellix_ray.core.routing import (
+    ROUTERS,
+    EngineLoad,
+    RouteDecision,
+    RouteRequest,
+    Router,
+    make_router,
+)
+from autellix_ray.core.scheduling import (
+    SCHEDULING_POLICIES,
+    Call,
+    FinishedCall,
+    QueueConfig,
+    SchedulingPolicy,
+    make_scheduling_policy,
+)
+
+__all__ = [
+    "ROUTERS",
+    "SCHEDULING_POLICIES",
+    "Call",
+    "EngineLoad",
+    "FinishedCall",
+    "ProgramRow",
+    "ProgramTable",
+    "ProgramTableFull",
+    "QueueConfig",
+    "RouteDecision",
+    "RouteRequest",
+    "Router",
+    "SchedulingPolicy",
+    "ThreadRow",
+    "UnknownProgram",
+    "make_router",
+    "make_scheduling_policy",
+]

@@ -1,0 +1,19 @@
+"""Routing policies: round robin, least used, Autellix locality (Algorithm 2)."""
+
+from autellix_ray.core.routing.base import EngineLoad, RouteDecision, RouteRequest, Router
+from autellix_ray.core.routing.least_used import LeastUsedRouter
+from autellix_ray.core.routing.locality import LocalityRouter
+from autellix_ray.core.routing.registry import ROUTERS, make_router
+from autellix_ray.core.routing.round_robin import RoundRobinRouter
+
+__all__ = [
+    "ROUTERS",
+    "EngineLoad",
+    "LeastUsedRouter",
+    "LocalityRouter",
+    "RoundRobinRouter",
+    "RouteDecision",
+    "RouteRequest",
+    "Router",
+    "make_router",
+]

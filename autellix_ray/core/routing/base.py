@@ -1,0 +1,76 @@
+"""The routing-policy interface: rank engines for one call, as data.
+
+Caller's contract: pass the call (``RouteRequest``, with the engine its program is
+pinned to, if any) and a snapshot of every live engine's load; get back the engines
+ranked best first and, when the policy wants it, the engine to pin the program to.
+The caller applies the pin (to its program table) and tries engines in rank order.
+Routers keep no program state of their own, so any number of router instances
+(one per process holding a handle) agree as long as they share the pins.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+
+@dataclass(frozen=True)
+class EngineLoad:
+    engine_id: str
+    num_running: int = 0
+    num_waiting: int = 0
+    kv_usage: float = 0.0  # fraction of KV blocks in use, 0..1
+
+    @property
+    def num_calls(self) -> int:
+        return self.num_running + self.num_waiting
+
+
+@dataclass(frozen=True)
+class RouteRequest:
+    program_id: str | None
+    num_prompt_tokens: int
+    pinned_engine_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RouteDecision:
+    ranked: tuple[str, ...]  # engine ids, best first; never empty
+    pin: str | None = None  # pin the program to this engine (None: leave pins alone)
+    reason: str = ""  # short label for metrics: "short", "pinned", "new-pin", ...
+
+
+class Router(ABC):
+    name: ClassVar[str]
+
+    @abstractmethod
+    def route(self, request: RouteRequest, engines: Sequence[EngineLoad]) -> RouteDecision:
+        """Rank ``engines`` for ``request``. Raises ValueError when ``engines`` is empty."""
+
+
+def require_engines(engines: Sequence[EngineLoad]) -> None:
+    if not engines:
+        raise ValueError("no engines to route to")
+
+
+class LeastUsedRanking:
+    """Engines by fewest calls (running + waiting), then KV usage.
+
+    Ties rotate: each ranking starts its tie-break at a different engine, so equal
+    engines take turns instead of the first one taking every call.
+    """
+
+    def __init__(self) -> None:
+        self._turn = 0
+
+    def rank(self, engines: Sequence[EngineLoad]) -> tuple[str, ...]:
+        n = len(engines)
+        start = self._turn % n
+        self._turn += 1
+        order = sorted(
+            range(n),
+            key=lambda i: (engines[i].num_calls, engines[i].kv_usage, (i - start) % n),
+        )
+        return tuple(engines[i].engine_id for i in order)

@@ -1,0 +1,256 @@
+"""The scheduling-policy interface and the multi-level queue machinery.
+
+Caller's contract (the vLLM plugin, the replay simulator and the tests all follow it):
+- ``add(call, now_s)`` when a call arrives;
+- ``on_step(served, now_s, step_wall_s)`` after every engine step, with the service
+  each scheduled call received in that step;
+- ``order()`` yields every active call, highest priority first (the batch is formed
+  by walking it and stopping at the first call that does not fit);
+- ``finish(call_id, now_s)`` when a call completes or is aborted; the returned
+  ``FinishedCall`` carries the call's service and wait for the program table.
+
+A policy owns its ``ProgramTable`` (an engine-local one unless one is passed in)
+and keeps it up to date. Time is always passed in. Nothing here is thread-safe:
+one policy instance belongs to one scheduler loop.
+
+Waiting time of a call = time since arrival minus the wall time of the steps it
+was scheduled in. Service is whatever the caller reports per step (the vLLM plugin
+reports the step's wall time for every call in the batch; see its module header).
+"""
+
+from __future__ import annotations
+
+import itertools
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import ClassVar
+
+from sortedcontainers import SortedDict
+
+from autellix_ray.core.program_table import ProgramRow, ProgramTable
+from autellix_ray.core.scheduling.queues import QueueConfig
+
+
+@dataclass(frozen=True)
+class Call:
+    """One LLM call as the scheduler sees it."""
+
+    call_id: str
+    program_id: str
+    thread_id: str | None = None  # None: the call is its own thread
+    parent_thread_ids: tuple[str, ...] = ()
+    # Program state supplied by a cluster-wide table at submission (optional).
+    program_service_s: float | None = None
+    program_critical_path_s: float | None = None
+    program_wait_s: float | None = None
+    # Clairvoyant hint, used only by the SRPT oracle: work left in the program.
+    remaining_s: float | None = None
+
+    @property
+    def thread(self) -> str:
+        return self.thread_id if self.thread_id is not None else self.call_id
+
+
+@dataclass
+class CallState:
+    call: Call
+    arrival_s: float
+    level: int
+    priority_s: float  # the policy's priority value at arrival (lower runs first)
+    critical_path_start_s: float  # exact/scalar ATLAS start, recorded for every policy
+    arrival_seq: int  # FCFS order inside a queue
+    quantum_left_s: float
+    service_s: float = 0.0  # attained service of this call
+    busy_s: float = 0.0  # wall time of the steps this call was scheduled in
+    num_promotions: int = 0
+    num_demotions: int = 0
+
+    def wait_s(self, now_s: float) -> float:
+        return max(0.0, now_s - self.arrival_s - self.busy_s)
+
+
+@dataclass(frozen=True)
+class FinishedCall:
+    call_id: str
+    program_id: str
+    thread_id: str
+    service_s: float
+    wait_s: float
+    priority_s: float
+    critical_path_start_s: float
+    final_level: int
+    num_promotions: int
+    num_demotions: int
+
+
+class SchedulingPolicy(ABC):
+    """K FCFS queues with demotion by quantum and optional anti-starvation.
+
+    Subclasses choose a call's priority at arrival (``initial_priority_s``) and the
+    totals that anti-starvation compares (``starvation_totals``).
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, config: QueueConfig | None = None, table: ProgramTable | None = None) -> None:
+        self.config = config if config is not None else self.default_config()
+        self.table = table if table is not None else ProgramTable()
+        # Each queue maps arrival sequence -> call: FCFS by arrival inside a queue, so
+        # a promoted or demoted call takes its arrival place in the new queue.
+        self._levels: list[SortedDict] = [SortedDict() for _ in range(self.config.num_levels)]
+        self._calls: dict[str, CallState] = {}
+        self._seq = itertools.count()
+        self._num_steps = 0
+        self.num_promotions = 0
+        self.num_demotions = 0
+
+    @classmethod
+    def default_config(cls) -> QueueConfig:
+        return QueueConfig()
+
+    # -- what subclasses decide --------------------------------------------
+    @abstractmethod
+    def initial_priority_s(self, call: Call, row: ProgramRow, critical_path_start_s: float) -> float:
+        """Priority value of a new call (its queue is the one containing it)."""
+
+    def program_service_s(self, row: ProgramRow) -> float:
+        """The program's service in the anti-starvation ratio (0 for call-level policies)."""
+        return 0.0
+
+    def program_wait_s(self, row: ProgramRow) -> float:
+        """The program's wait in the anti-starvation ratio (0 for call-level policies)."""
+        return 0.0
+
+    def starvation_totals(self, state: CallState, now_s: float) -> tuple[float, float]:
+        """(W, T) of the anti-starvation rule: program totals plus the call's counters."""
+        row = self.table.find(state.call.program_id)
+        program_wait = self.program_wait_s(row) if row is not None else 0.0
+        program_service = self.program_service_s(row) if row is not None else 0.0
+        return (
+            program_wait + state.wait_s(now_s),
+            program_service + state.service_s,
+        )
+
+    # -- the interface ------------------------------------------------------
+    def __contains__(self, call_id: object) -> bool:
+        return call_id in self._calls
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def state(self, call_id: str) -> CallState:
+        return self._calls[call_id]
+
+    def level(self, call_id: str) -> int:
+        return self._calls[call_id].level
+
+    def key(self, call_id: str) -> tuple:
+        """Sort key: smaller runs first. Consistent with ``order()``."""
+        st = self._calls[call_id]
+        return (st.level, st.arrival_seq)
+
+    def order(self) -> Iterator[str]:
+        for queue in self._levels:
+            for st in queue.values():
+                yield st.call.call_id
+
+    def add(self, call: Call, now_s: float) -> CallState:
+        if call.call_id in self._calls:
+            raise ValueError(f"call {call.call_id!r} is already active")
+        thread_id = call.thread
+        prior = self.table.find(call.program_id)
+        exact = prior.critical_path_start_s(thread_id, call.parent_thread_ids) if prior else None
+        row = self.table.call_arrived(call.program_id, thread_id, call.parent_thread_ids, now_s)
+        self.table.merge_remote_state(
+            call.program_id, call.program_service_s, call.program_critical_path_s, call.program_wait_s
+        )
+        cp_start = exact if exact is not None else row.critical_path_s
+        priority = self.initial_priority_s(call, row, cp_start)
+        level = self.config.level_for(priority)
+        state = CallState(
+            call=call,
+            arrival_s=now_s,
+            level=level,
+            priority_s=priority,
+            critical_path_start_s=cp_start,
+            arrival_seq=next(self._seq),
+            quantum_left_s=self.config.entry_quantum_s(level, priority),
+        )
+        self._calls[call.call_id] = state
+        self._levels[level][state.arrival_seq] = state
+        return state
+
+    def on_step(self, served: Mapping[str, float], now_s: float, step_wall_s: float | None = None) -> None:
+        """Account one engine step. Unknown call ids are ignored (already finished)."""
+        for call_id, service in served.items():
+            st = self._calls.get(call_id)
+            if st is None:
+                continue
+            st.service_s += service
+            st.busy_s += service if step_wall_s is None else step_wall_s
+            st.quantum_left_s -= service
+            if st.quantum_left_s <= 0:
+                self._demote(st)
+        self._num_steps += 1
+        if self.config.beta is not None and self._num_steps % self.config.reevaluate_every_steps == 0:
+            self.promote_starved(now_s)
+
+    def promote_starved(self, now_s: float) -> list[str]:
+        """Anti-starvation sweep: promote every call with W / T >= beta to Q1."""
+        beta = self.config.beta
+        if beta is None:
+            return []
+        promoted = []
+        for queue in self._levels[1:]:
+            for st in list(queue.values()):
+                wait, service = self.starvation_totals(st, now_s)
+                if wait > 0 and wait >= beta * service:
+                    self._promote(st, now_s)
+                    promoted.append(st.call.call_id)
+        return promoted
+
+    def finish(self, call_id: str, now_s: float) -> FinishedCall:
+        """Remove a completed or aborted call and fold it into its program's row."""
+        st = self._calls.pop(call_id)
+        del self._levels[st.level][st.arrival_seq]
+        wait = st.wait_s(now_s)
+        call = st.call
+        self.table.call_finished(
+            call.program_id, call.thread, st.service_s, wait, st.critical_path_start_s, now_s
+        )
+        return FinishedCall(
+            call_id=call_id,
+            program_id=call.program_id,
+            thread_id=call.thread,
+            service_s=st.service_s,
+            wait_s=wait,
+            priority_s=st.priority_s,
+            critical_path_start_s=st.critical_path_start_s,
+            final_level=st.level,
+            num_promotions=st.num_promotions,
+            num_demotions=st.num_demotions,
+        )
+
+    # -- internals ----------------------------------------------------------
+    def _move(self, st: CallState, level: int) -> None:
+        del self._levels[st.level][st.arrival_seq]
+        st.level = level
+        self._levels[level][st.arrival_seq] = st
+
+    def _demote(self, st: CallState) -> None:
+        last = self.config.num_levels - 1
+        level = st.level
+        while st.quantum_left_s <= 0 and level < last:
+            level += 1
+            st.quantum_left_s += self.config.quantum_s(level)
+            st.num_demotions += 1
+            self.num_demotions += 1
+        if level != st.level:
+            self._move(st, level)
+
+    def _promote(self, st: CallState, now_s: float) -> None:
+        self._move(st, 0)
+        st.quantum_left_s = self.config.quantum_s(0)
+        st.num_promotions += 1
+        self.num_promotions += 1

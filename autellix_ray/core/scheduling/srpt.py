@@ -1,0 +1,50 @@
+"""SRPT oracle: clairvoyant shortest-remaining-processing-time (simulation only).
+
+Algorithm: run the call whose program has the least work left, where the caller
+tells the work left at arrival (``Call.remaining_s``: the program's remaining
+service including this call) and the policy subtracts the service received since.
+Ties break by arrival. No queues, no anti-starvation: it is the lower bound on
+mean response time that the replay benchmark compares against, never a policy
+for a live engine (nobody knows remaining work there).
+Parameters: none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from autellix_ray.core.program_table import ProgramRow, ProgramTable
+from autellix_ray.core.scheduling.base import Call, CallState, SchedulingPolicy
+from autellix_ray.core.scheduling.queues import QueueConfig
+
+_SINGLE_QUEUE = QueueConfig(boundaries_s=(0.0,), beta=None)
+
+
+class SRPTOraclePolicy(SchedulingPolicy):
+    name = "srpt"
+
+    def __init__(self, config: QueueConfig | None = None, table: ProgramTable | None = None) -> None:
+        if config is not None and config != QueueConfig() and config != _SINGLE_QUEUE:
+            raise ValueError("srpt takes no queue parameters (it orders by remaining work)")
+        super().__init__(_SINGLE_QUEUE, table)
+
+    @classmethod
+    def default_config(cls) -> QueueConfig:
+        return _SINGLE_QUEUE
+
+    def add(self, call: Call, now_s: float) -> CallState:
+        if call.remaining_s is None or not call.remaining_s >= 0:
+            raise ValueError(
+                f"srpt is a clairvoyant oracle: call {call.call_id!r} must carry remaining_s >= 0"
+            )
+        return super().add(call, now_s)
+
+    def initial_priority_s(self, call: Call, row: ProgramRow, critical_path_start_s: float) -> float:
+        return 0.0
+
+    def key(self, call_id: str) -> tuple:
+        st = self._calls[call_id]
+        return (st.call.remaining_s - st.service_s, st.arrival_seq)
+
+    def order(self) -> Iterator[str]:
+        return iter(sorted(self._calls, key=self.key))

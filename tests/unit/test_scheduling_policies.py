@@ -1,0 +1,171 @@
+"""Behaviour of each policy: what distinguishes FCFS, MLFQ, PLAS, ATLAS and SRPT."""
+
+import pytest
+
+from autellix_ray.core import Call, make_scheduling_policy
+
+BOUNDS = (0.0, 1.0, 2.0, 4.0)
+
+
+def finish_with_service(policy, cid, pid, service, now, **kw):
+    policy.add(Call(cid, pid, **kw), now)
+    policy.on_step({cid: service}, now + service, service)
+    return policy.finish(cid, now + service)
+
+
+def test_fcfs_runs_in_arrival_order_whatever_the_service():
+    policy = make_scheduling_policy("fcfs")
+    finish_with_service(policy, "old", "heavy", 100.0, 0.0)
+    policy.add(Call("h", "heavy"), 101.0)
+    policy.add(Call("l", "light"), 102.0)
+    assert list(policy.order()) == ["h", "l"]
+
+
+def test_mlfq_puts_every_new_call_in_q1():
+    policy = make_scheduling_policy("mlfq", boundaries_s=BOUNDS, beta=None)
+    finish_with_service(policy, "old", "heavy", 100.0, 0.0)
+    policy.add(Call("h", "heavy"), 101.0)
+    assert policy.level("h") == 0
+
+
+def test_plas_new_call_enters_the_queue_of_its_programs_service():
+    policy = make_scheduling_policy("plas", boundaries_s=BOUNDS, beta=None)
+    finish_with_service(policy, "old", "heavy", 2.5, 0.0)
+    policy.add(Call("h", "heavy"), 10.0)
+    policy.add(Call("l", "light"), 11.0)
+    assert policy.level("h") == 2 and policy.level("l") == 0
+    assert list(policy.order()) == ["l", "h"]  # the light program overtakes
+
+
+def test_demotion_when_quantum_is_used_up():
+    policy = make_scheduling_policy("mlfq", boundaries_s=BOUNDS, beta=None)
+    policy.add(Call("a", "p"), 0.0)
+    policy.add(Call("b", "q"), 0.0)
+    policy.on_step({"a": 0.6}, 0.6)
+    assert policy.level("a") == 0
+    policy.on_step({"a": 0.6}, 1.2)  # 1.2 s > Q1's 1 s quantum
+    assert policy.level("a") == 1 and policy.state("a").num_demotions == 1
+    assert list(policy.order()) == ["b", "a"]
+    policy.on_step({"a": 5.0}, 6.2)  # one big step crosses two boundaries
+    assert policy.level("a") == 3 and policy.num_demotions == 3
+
+
+def test_explicit_quanta_override_level_widths():
+    policy = make_scheduling_policy("mlfq", boundaries_s=BOUNDS, quanta_s=(0.1, 0.1, 0.1, 0.1), beta=None)
+    policy.add(Call("a", "p"), 0.0)
+    policy.on_step({"a": 0.15}, 0.15)
+    assert policy.level("a") == 1
+
+
+def test_plas_call_entering_mid_range_gets_the_rest_of_the_range():
+    policy = make_scheduling_policy("plas", boundaries_s=BOUNDS, beta=None)
+    finish_with_service(policy, "old", "p", 1.5, 0.0)
+    policy.add(Call("a", "p"), 2.0)
+    assert policy.level("a") == 1
+    policy.on_step({"a": 0.4}, 2.4)
+    assert policy.level("a") == 1
+    policy.on_step({"a": 0.2}, 2.6)  # 1.5 + 0.6 crosses 2.0
+    assert policy.level("a") == 2
+
+
+def test_plas_anti_starvation_promotes_a_starved_call_to_the_head_of_q1():
+    policy = make_scheduling_policy("plas", boundaries_s=BOUNDS, beta=2.0, reevaluate_every_steps=1)
+    finish_with_service(policy, "old", "starved", 2.0, 0.0)  # program service 2 -> Q3
+    policy.add(Call("s", "starved"), 2.0)
+    policy.add(Call("x", "other"), 2.0)
+    policy.add(Call("y", "late"), 3.0)
+    assert policy.level("s") == 2
+    now = 2.0
+    while policy.level("s") != 0:
+        now += 0.25
+        policy.on_step({"x": 0.25}, now, 0.25)
+    # W / T = (0 + wait) / (2 + 0) >= 2  ->  promoted after about 4 s of waiting
+    assert now == pytest.approx(6.0, abs=0.3)
+    assert policy.state("s").num_promotions == 1
+    assert policy.table.get("starved").service_s == 2.0  # program totals stay
+    assert list(policy.order())[0] == "s"  # FCFS by arrival: ahead of y, which came later
+    # served a Q1 quantum, it drops back, and returns once W / T reaches beta again
+    policy.on_step({"s": 1.0}, now + 1.0, 1.0)
+    assert policy.level("s") == 1
+    assert policy.promote_starved(now + 1.0) == []  # W = 4, T = 3
+    assert policy.promote_starved(now + 3.0) == ["s"]  # W = 6, T = 3
+
+
+def test_anti_starvation_disabled_with_beta_none():
+    policy = make_scheduling_policy("plas", boundaries_s=BOUNDS, beta=None)
+    finish_with_service(policy, "old", "starved", 2.0, 0.0)
+    policy.add(Call("s", "starved"), 2.0)
+    policy.add(Call("x", "other"), 2.0)
+    for k in range(1, 400):
+        policy.on_step({"x": 0.01}, 2.0 + k * 0.25, 0.25)
+    assert policy.level("s") == 2 and policy.promote_starved(1000.0) == []
+
+
+def test_mlfq_anti_starvation_is_call_level():
+    # The program waited a lot before, but MLFQ only looks at the call itself.
+    policy = make_scheduling_policy("mlfq", boundaries_s=BOUNDS, beta=1.0, reevaluate_every_steps=1)
+    policy.table.call_arrived("p", "t", (), 0.0)
+    policy.table.call_finished("p", "t", 0.1, 50.0, 0.0, 50.0)
+    policy.add(Call("a", "p"), 50.0)
+    policy.on_step({"a": 1.5}, 51.5, 1.5)  # demoted to Q2, call W = 0
+    assert policy.level("a") == 1
+    policy.on_step({}, 52.0, 0.5)
+    assert policy.level("a") == 1  # W=0.5 < T=1.5
+    policy.on_step({}, 53.1, 1.1)
+    assert policy.level("a") == 0  # W=1.6 >= T=1.5
+
+
+def test_atlas_scalar_gives_concurrent_threads_one_priority():
+    policy = make_scheduling_policy("atlas", boundaries_s=BOUNDS, beta=None)
+    finish_with_service(policy, "root", "tree", 1.5, 0.0, thread_id="root")
+    for t in ("a", "b", "c"):
+        policy.add(Call(t, "tree", thread_id=t), 2.0)
+    prios = {policy.state(t).priority_s for t in ("a", "b", "c")}
+    assert prios == {1.5}
+    # siblings finish with different service: the scalar keeps the longest path
+    for t, s in (("a", 0.5), ("b", 2.0), ("c", 1.0)):
+        policy.on_step({t: s}, 2.0 + s, s)
+        policy.finish(t, 2.0 + s)
+    assert policy.table.get("tree").critical_path_s == pytest.approx(3.5)
+    assert policy.table.get("tree").service_s == pytest.approx(5.0)
+
+
+def test_atlas_exact_mode_uses_the_named_parents():
+    policy = make_scheduling_policy("atlas", boundaries_s=BOUNDS, beta=None)
+    finish_with_service(policy, "r", "tree", 0.5, 0.0, thread_id="r")
+    finish_with_service(policy, "long", "tree", 3.0, 1.0, thread_id="long", parent_thread_ids=("r",))
+    finish_with_service(policy, "short", "tree", 0.2, 1.0, thread_id="short", parent_thread_ids=("r",))
+    policy.add(Call("after_short", "tree", thread_id="x", parent_thread_ids=("short",)), 5.0)
+    policy.add(Call("scalar", "tree", thread_id="y"), 5.0)
+    assert policy.state("after_short").priority_s == pytest.approx(0.7)
+    assert policy.state("scalar").priority_s == pytest.approx(3.5)
+
+
+def test_plas_sums_service_while_atlas_takes_the_critical_path():
+    plas = make_scheduling_policy("plas", boundaries_s=BOUNDS, beta=None)
+    atlas = make_scheduling_policy("atlas", boundaries_s=BOUNDS, beta=None)
+    for policy in (plas, atlas):
+        for t in ("a", "b", "c"):
+            policy.add(Call(t, "map", thread_id=t), 0.0)
+        policy.on_step({"a": 1.0, "b": 1.0, "c": 1.0}, 1.0, 1.0)
+        for t in ("a", "b", "c"):
+            policy.finish(t, 1.0)
+        policy.add(Call("reduce", "map"), 1.0)
+    assert plas.state("reduce").priority_s == 3.0
+    assert atlas.state("reduce").priority_s == 1.0
+
+
+def test_remote_program_state_raises_priority():
+    policy = make_scheduling_policy("plas", boundaries_s=BOUNDS, beta=None)
+    policy.add(Call("a", "p", program_service_s=3.0, program_wait_s=1.0), 0.0)
+    assert policy.level("a") == 2
+    assert policy.table.get("p").wait_s == 1.0
+
+
+def test_srpt_orders_by_remaining_work_and_updates_with_service():
+    policy = make_scheduling_policy("srpt")
+    policy.add(Call("big", "p1", remaining_s=5.0), 0.0)
+    policy.add(Call("small", "p2", remaining_s=2.0), 0.0)
+    assert list(policy.order()) == ["small", "big"]
+    policy.on_step({"big": 4.0}, 4.0)
+    assert list(policy.order()) == ["big", "small"]  # 1 s left < 2 s left
