@@ -169,3 +169,24 @@ def test_srpt_orders_by_remaining_work_and_updates_with_service():
     assert list(policy.order()) == ["small", "big"]
     policy.on_step({"big": 4.0}, 4.0)
     assert list(policy.order()) == ["big", "small"]  # 1 s left < 2 s left
+
+
+def test_outranks_means_a_strictly_better_queue():
+    policy = make_scheduling_policy("plas", boundaries_s=BOUNDS, beta=None)
+    finish_with_service(policy, "old", "heavy", 2.5, 0.0)
+    policy.add(Call("h", "heavy"), 10.0)
+    policy.add(Call("l1", "light"), 11.0)
+    policy.add(Call("l2", "light2"), 12.0)
+    assert policy.outranks("l1", "h") and not policy.outranks("h", "l1")
+    assert not policy.outranks("l2", "l1") and not policy.outranks("l1", "l2")  # same queue
+
+
+def test_fcfs_never_outranks_and_srpt_outranks_by_remaining_work():
+    fcfs = make_scheduling_policy("fcfs")
+    fcfs.add(Call("a", "p"), 0.0)
+    fcfs.add(Call("b", "q"), 1.0)
+    assert not fcfs.outranks("a", "b") and not fcfs.outranks("b", "a")
+    srpt = make_scheduling_policy("srpt")
+    srpt.add(Call("big", "p", remaining_s=5.0), 0.0)
+    srpt.add(Call("small", "q", remaining_s=1.0), 0.0)
+    assert srpt.outranks("small", "big") and not srpt.outranks("big", "small")

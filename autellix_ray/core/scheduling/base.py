@@ -150,6 +150,14 @@ class SchedulingPolicy(ABC):
         st = self._calls[call_id]
         return (st.level, st.arrival_seq)
 
+    def outranks(self, call_id: str, other_id: str) -> bool:
+        """True when ``call_id`` should displace a running ``other_id``: a strictly better queue.
+
+        Calls in the same queue never preempt each other (FCFS inside a queue), which
+        is what keeps preemption from thrashing.
+        """
+        return self._calls[call_id].level < self._calls[other_id].level
+
     def order(self) -> Iterator[str]:
         for queue in self._levels:
             for st in queue.values():
@@ -181,8 +189,13 @@ class SchedulingPolicy(ABC):
         self._levels[level][state.arrival_seq] = state
         return state
 
-    def on_step(self, served: Mapping[str, float], now_s: float, step_wall_s: float | None = None) -> None:
-        """Account one engine step. Unknown call ids are ignored (already finished)."""
+    def on_step(
+        self, served: Mapping[str, float], now_s: float, step_wall_s: float | None = None
+    ) -> list[str]:
+        """Account one engine step; return the calls anti-starvation promoted (if it ran).
+
+        Unknown call ids are ignored (a finished call's late report).
+        """
         for call_id, service in served.items():
             st = self._calls.get(call_id)
             if st is None:
@@ -194,7 +207,8 @@ class SchedulingPolicy(ABC):
                 self._demote(st)
         self._num_steps += 1
         if self.config.beta is not None and self._num_steps % self.config.reevaluate_every_steps == 0:
-            self.promote_starved(now_s)
+            return self.promote_starved(now_s)
+        return []
 
     def promote_starved(self, now_s: float) -> list[str]:
         """Anti-starvation sweep: promote every call with W / T >= beta to Q1."""

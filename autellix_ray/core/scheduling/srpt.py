@@ -46,5 +46,8 @@ class SRPTOraclePolicy(SchedulingPolicy):
         st = self._calls[call_id]
         return (st.call.remaining_s - st.service_s, st.arrival_seq)
 
+    def outranks(self, call_id: str, other_id: str) -> bool:
+        return self.key(call_id)[0] < self.key(other_id)[0]
+
     def order(self) -> Iterator[str]:
         return iter(sorted(self._calls, key=self.key))

@@ -1,0 +1,255 @@
+"""The Autellix scheduler for vLLM 0.32: stock V1 scheduling in a program-aware order.
+
+Select it with ``scheduler_cls="autellix_ray.vllm.AutellixScheduler"`` (or
+``AutellixAsyncScheduler`` where async scheduling is on, i.e. on GPUs) and pick
+the policy in ``additional_config={"autellix": {...}}`` (see ``settings.py``).
+
+What it changes, and nothing else (prefix caching, chunked prefill, KV
+allocation, aborts, streaming, stop strings and ``n > 1`` are vLLM's own code):
+1. Order. Waiting calls sit in a ``PolicyOrderedQueue`` (queue level, then
+   arrival); running calls are re-sorted by the same key before every step, so
+   the stock loop serves them best-first and its KV-pressure victim
+   (``running[-1]``) is the lowest-priority call.
+2. Proactive preemption (``_preempt_for_waiting``, the one place a swap
+   connector can hook into). Stock V1 never lets a waiting call displace a
+   running one when max_num_seqs, the token budget or the KV cache is full. Here,
+   when capacity is full and the best waiting calls outrank the worst running
+   ones (a strictly better queue), up to ``max_preemptions_per_step`` of those
+   running calls are preempted through vLLM's own ``_preempt_request`` (recompute;
+   their freed blocks keep prefix-cache hashes).
+3. Service accounting. A call's attained service is the wall time of the engine
+   steps it was scheduled in: each step's duration (from the end of
+   ``schedule()``, or of the previous step's output processing under async
+   scheduling, to the start of ``update_from_output``) is credited in full to
+   every call in the batch. This is the paper's "model-executor time" per call;
+   a batch's calls all occupy the executor for the whole step. Demotion and
+   anti-starvation run on these numbers (``policy.on_step``).
+4. Reporting. When a call finishes or is aborted, its program row is updated in
+   the engine-local table and a report (service, wait, queue, preemptions,
+   recomputed prompt tokens) is attached to the request's ``kv_transfer_params``
+   under ``"autellix"``: it reaches ``RequestOutput.kv_transfer_params`` and the
+   OpenAI response body, so a caller can update a cluster-wide program table.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+from itertools import islice
+from typing import Any
+
+from vllm.v1.core.sched.async_scheduler import AsyncScheduler
+from vllm.v1.core.sched.output import SchedulerOutput
+from vllm.v1.core.sched.request_queue import SchedulingPolicy as VllmQueuePolicy
+from vllm.v1.core.sched.scheduler import Scheduler
+from vllm.v1.request import Request, RequestStatus
+
+from autellix_ray.vllm.context import call_from_request
+from autellix_ray.vllm.queue import PolicyOrderedQueue
+from autellix_ray.vllm.settings import PluginSettings
+
+logger = logging.getLogger(__name__)
+
+REPORT_KEY = "autellix"
+GC_EVERY_STEPS = 1024  # idle-program garbage collection of the engine-local table
+
+
+@dataclass
+class PluginCounters:
+    """Engine-lifetime counters (also the source of the plugin's metrics)."""
+
+    num_calls: int = 0
+    num_finished: int = 0
+    num_proactive_preemptions: int = 0
+    num_resumed: int = 0
+    num_resumed_computed_tokens: int = 0  # tokens resumed calls had computed before preemption
+    num_recomputed_tokens: int = 0  # of those, how many were not prefix-cache hits on resume
+    num_promotions: int = 0
+    num_demotions: int = 0
+
+
+@dataclass
+class _CallExtras:
+    num_computed_at_preemption: int = 0
+    num_recomputed_tokens: int = 0
+    preempted: bool = False
+
+
+class AutellixSchedulerMixin:
+    """The Autellix behaviour; mixed into vLLM's Scheduler or AsyncScheduler."""
+
+    clock = staticmethod(time.monotonic)  # tests replace it on an instance
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.policy != VllmQueuePolicy.FCFS:
+            raise ValueError(
+                "AutellixScheduler orders calls itself: run vLLM with scheduling_policy='fcfs' "
+                f"(got {self.policy.value!r}); pick the Autellix policy in "
+                "additional_config={'autellix': {'policy': ...}}"
+            )
+        self.autellix_settings = PluginSettings.from_vllm_config(self.vllm_config)
+        self.program_policy = self.autellix_settings.make_policy()
+        self.waiting = PolicyOrderedQueue(self.program_policy)
+        self.autellix_counters = PluginCounters()
+        self._extras: dict[str, _CallExtras] = {}
+        self._scheduled_at: deque[tuple[SchedulerOutput, float]] = deque()
+        self._last_output_s: float | None = None
+        self._num_outputs = 0
+        logger.info(
+            "Autellix scheduler: policy=%s queues=%s max_preemptions_per_step=%d",
+            self.autellix_settings.policy,
+            self.autellix_settings.queue_config_summary(),
+            self.autellix_settings.max_preemptions_per_step,
+        )
+
+    # -- arrivals -----------------------------------------------------------
+    def add_request(self, request: Request) -> None:
+        if request.request_id not in self.requests:
+            self.program_policy.add(call_from_request(request), self.clock())
+            self._extras[request.request_id] = _CallExtras()
+            self.autellix_counters.num_calls += 1
+        super().add_request(request)
+
+    # -- scheduling ---------------------------------------------------------
+    def schedule(self, *args: Any, **kwargs: Any) -> SchedulerOutput:
+        now = self.clock()
+        policy = self.program_policy
+        if self.running:
+            last = (float("inf"),)
+            self.running.sort(key=lambda r: policy.key(r.request_id) if r.request_id in policy else last)
+        self._preempt_for_waiting(now)
+        output = super().schedule(*args, **kwargs)
+        self._count_recomputation(output)
+        self._scheduled_at.append((output, self.clock()))
+        return output
+
+    def _capacity_full(self) -> bool:
+        if len(self.running) >= self.max_num_active_reqs:
+            return True
+        pending_tokens = sum(
+            max(1, r.num_tokens_with_spec - r.num_computed_tokens) for r in self.running
+        )
+        if pending_tokens >= self.max_num_scheduled_tokens:
+            return True
+        head = self.waiting.peek_request()
+        blocks_needed = -(-max(1, head.num_tokens - head.num_computed_tokens) // self.block_size)
+        return self.kv_cache_manager.block_pool.get_num_free_blocks() < blocks_needed
+
+    def _preempt_for_waiting(self, now: float) -> None:
+        """Preempt the lowest-priority running calls that waiting calls outrank."""
+        limit = self.autellix_settings.max_preemptions_per_step
+        if limit == 0 or not self.waiting or not self.running or not self._capacity_full():
+            return
+        policy = self.program_policy
+        victims: list[Request] = []
+        for candidate in islice(self.waiting, limit):
+            if len(victims) == len(self.running):
+                break
+            victim = self.running[-1 - len(victims)]
+            cid, vid = candidate.request_id, victim.request_id
+            if cid not in policy or vid not in policy or not policy.outranks(cid, vid):
+                break
+            victims.append(victim)
+        for victim in victims:
+            self.running.remove(victim)
+            self._preempt_request(victim, now)
+            self.autellix_counters.num_proactive_preemptions += 1
+
+    def _preempt_request(self, request: Request, timestamp: float, *args: Any, **kwargs: Any) -> None:
+        # Every preemption (ours or vLLM's KV-pressure one) comes through here.
+        extras = self._extras.get(request.request_id)
+        if extras is not None:
+            extras.preempted = True
+            extras.num_computed_at_preemption = request.num_computed_tokens
+        super()._preempt_request(request, timestamp, *args, **kwargs)
+
+    def _count_recomputation(self, output: SchedulerOutput) -> None:
+        """For calls resumed this step: tokens computed before preemption minus prefix-cache hits."""
+        for rid, num_scheduled in output.num_scheduled_tokens.items():
+            extras = self._extras.get(rid)
+            if extras is None or not extras.preempted:
+                continue
+            request = self.requests[rid]
+            cached = request.num_computed_tokens - num_scheduled  # hit at admission
+            recomputed = max(0, extras.num_computed_at_preemption - cached)
+            extras.preempted = False
+            extras.num_recomputed_tokens += recomputed
+            counters = self.autellix_counters
+            counters.num_resumed += 1
+            counters.num_resumed_computed_tokens += extras.num_computed_at_preemption
+            counters.num_recomputed_tokens += recomputed
+
+    # -- step results -------------------------------------------------------
+    def update_from_output(self, scheduler_output: SchedulerOutput, *args: Any, **kwargs: Any) -> Any:
+        now = self.clock()
+        started = self._step_start(scheduler_output, now)
+        step_s = max(0.0, now - started)
+        served = dict.fromkeys(scheduler_output.num_scheduled_tokens, step_s)
+        policy = self.program_policy
+        demotions_before = policy.num_demotions
+        promoted = policy.on_step(served, now, step_s)
+        self.autellix_counters.num_demotions += policy.num_demotions - demotions_before
+        if promoted:
+            self.autellix_counters.num_promotions += len(promoted)
+            self.waiting.rekey(promoted)
+        result = super().update_from_output(scheduler_output, *args, **kwargs)
+        self._num_outputs += 1
+        if self._num_outputs % GC_EVERY_STEPS == 0:
+            policy.table.collect_idle(now)
+        self._last_output_s = self.clock()
+        return result
+
+    def _step_start(self, scheduler_output: SchedulerOutput, now: float) -> float:
+        """When the executor began this step: after its schedule() and after the previous step.
+
+        Synchronously the two coincide in order; under async scheduling step N+1 is
+        scheduled while step N runs, so it starts when step N's output is done.
+        """
+        scheduled_s = None
+        while self._scheduled_at:
+            output, at = self._scheduled_at.popleft()
+            if output is scheduler_output:
+                scheduled_s = at
+                break
+        known = [t for t in (scheduled_s, self._last_output_s) if t is not None]
+        return max(known) if known else now
+
+    # -- completion ---------------------------------------------------------
+    def _free_request(self, request: Request, *args: Any, **kwargs: Any) -> Any:
+        kv_params, ec_params = super()._free_request(request, *args, **kwargs)
+        rid = request.request_id
+        extras = self._extras.pop(rid, None)
+        if rid in self.program_policy:
+            done = self.program_policy.finish(rid, self.clock())
+            self.autellix_counters.num_finished += 1
+            report = asdict(done)
+            report["num_preemptions"] = request.num_preemptions
+            report["num_recomputed_tokens"] = extras.num_recomputed_tokens if extras else 0
+            report["aborted"] = request.status == RequestStatus.FINISHED_ABORTED
+            kv_params = {**(kv_params or {}), REPORT_KEY: report}
+        return kv_params, ec_params
+
+    def autellix_snapshot(self) -> dict[str, Any]:
+        """Counters plus queue occupancy, for metrics and tests."""
+        levels: dict[int, int] = {}
+        policy = self.program_policy
+        for rid in policy.order():
+            level = policy.level(rid)
+            levels[level] = levels.get(level, 0) + 1
+        return {
+            **asdict(self.autellix_counters),
+            "policy": self.autellix_settings.policy,
+            "calls_per_level": levels,
+            "num_programs": len(policy.table),
+        }
+
+
+class AutellixScheduler(AutellixSchedulerMixin, Scheduler):
+    """Autellix on vLLM's synchronous scheduler (CPU engines; async scheduling off)."""
+
+
+class AutellixAsyncScheduler(AutellixSchedulerMixin, AsyncScheduler):
+    """Autellix on vLLM's async scheduler (GPU engines, where async scheduling is on)."""

@@ -1,0 +1,18 @@
+"""Shared fixtures: the tiny model (built once per machine, no download)."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+TINY_MODEL_DIR = Path(os.environ.get("AUTELLIX_TINY_MODEL", Path.home() / ".cache" / "autellix-ray" / "tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path() -> str:
+    from autellix_ray.tiny_model import build_tiny_model
+
+    return str(build_tiny_model(TINY_MODEL_DIR))
