@@ -9,6 +9,7 @@ queue changed while waiting (anti-starvation promotions).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from itertools import islice
 
 from sortedcontainers import SortedDict
 from vllm.v1.core.sched.request_queue import RequestQueue
@@ -71,6 +72,10 @@ class PolicyOrderedQueue(RequestQueue):
                 request = self._by_key.pop(key)
                 del self._key_of[rid]
                 self.add_request(request)
+
+    def first(self, k: int) -> list[Request]:
+        """The ``k`` best waiting calls, without copying the queue."""
+        return list(islice(self._by_key.values(), k))
 
     def __contains__(self, request: object) -> bool:
         return getattr(request, "request_id", None) in self._key_of

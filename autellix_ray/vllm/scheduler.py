@@ -37,7 +37,6 @@ import logging
 import time
 from collections import deque
 from dataclasses import asdict, dataclass
-from itertools import islice
 from typing import Any
 
 from vllm.v1.core.sched.async_scheduler import AsyncScheduler
@@ -98,6 +97,8 @@ class AutellixSchedulerMixin:
         self._scheduled_at: deque[tuple[SchedulerOutput, float]] = deque()
         self._last_output_s: float | None = None
         self._num_outputs = 0
+        self._running_order_stale = True  # re-sort running before the next step
+        self._awaiting_resume: set[str] = set()  # preempted calls not yet rescheduled
         logger.info(
             "Autellix scheduler: policy=%s queues=%s max_preemptions_per_step=%d",
             self.autellix_settings.policy,
@@ -116,21 +117,33 @@ class AutellixSchedulerMixin:
     # -- scheduling ---------------------------------------------------------
     def schedule(self, *args: Any, **kwargs: Any) -> SchedulerOutput:
         now = self.clock()
-        policy = self.program_policy
-        if self.running:
-            last = (float("inf"),)
-            self.running.sort(key=lambda r: policy.key(r.request_id) if r.request_id in policy else last)
+        if self._running_order_stale and self.running:
+            self._sort_running()
+        self._running_order_stale = False
         self._preempt_for_waiting(now)
         output = super().schedule(*args, **kwargs)
-        self._count_recomputation(output)
+        if output.scheduled_new_reqs or self._awaiting_resume:
+            self._running_order_stale = True  # admitted calls were appended at the end
+            self._count_recomputation(output)
         self._scheduled_at.append((output, self.clock()))
         return output
+
+    def _sort_running(self) -> None:
+        """Best first, so the stock loop serves by priority and its victim is running[-1]."""
+        policy = self.program_policy
+        last = (float("inf"),)
+        keys = policy.live_keys()
+        if keys is not None:
+            self.running.sort(key=lambda r: keys.get(r.request_id, last))
+        else:
+            self.running.sort(key=lambda r: policy.key(r.request_id) if r.request_id in policy else last)
 
     def _capacity_full(self) -> bool:
         if len(self.running) >= self.max_num_active_reqs:
             return True
-        pending_tokens = sum(
-            max(1, r.num_tokens_with_spec - r.num_computed_tokens) for r in self.running
+        # one token per decoding call, plus what prefilling calls still need
+        pending_tokens = len(self.running) + sum(
+            r.num_tokens - r.num_computed_tokens for r in self._inflight_prefills
         )
         if pending_tokens >= self.max_num_scheduled_tokens:
             return True
@@ -145,7 +158,7 @@ class AutellixSchedulerMixin:
             return
         policy = self.program_policy
         victims: list[Request] = []
-        for candidate in islice(self.waiting, limit):
+        for candidate in self.waiting.first(limit):
             if len(victims) == len(self.running):
                 break
             victim = self.running[-1 - len(victims)]
@@ -164,14 +177,18 @@ class AutellixSchedulerMixin:
         if extras is not None:
             extras.preempted = True
             extras.num_computed_at_preemption = request.num_computed_tokens
+            self._awaiting_resume.add(request.request_id)
         super()._preempt_request(request, timestamp, *args, **kwargs)
 
     def _count_recomputation(self, output: SchedulerOutput) -> None:
         """For calls resumed this step: tokens computed before preemption minus prefix-cache hits."""
-        for rid, num_scheduled in output.num_scheduled_tokens.items():
+        scheduled = output.num_scheduled_tokens
+        for rid in [r for r in self._awaiting_resume if r in scheduled]:
+            self._awaiting_resume.discard(rid)
             extras = self._extras.get(rid)
             if extras is None or not extras.preempted:
                 continue
+            num_scheduled = scheduled[rid]
             request = self.requests[rid]
             cached = request.num_computed_tokens - num_scheduled  # hit at admission
             recomputed = max(0, extras.num_computed_at_preemption - cached)
@@ -191,6 +208,8 @@ class AutellixSchedulerMixin:
         policy = self.program_policy
         demotions_before = policy.num_demotions
         promoted = policy.on_step(served, now, step_s)
+        if policy.num_demotions != demotions_before or promoted:
+            self._running_order_stale = True
         self.autellix_counters.num_demotions += policy.num_demotions - demotions_before
         if promoted:
             self.autellix_counters.num_promotions += len(promoted)
@@ -222,6 +241,7 @@ class AutellixSchedulerMixin:
         kv_params, ec_params = super()._free_request(request, *args, **kwargs)
         rid = request.request_id
         extras = self._extras.pop(rid, None)
+        self._awaiting_resume.discard(rid)
         if rid in self.program_policy:
             done = self.program_policy.finish(rid, self.clock())
             self.autellix_counters.num_finished += 1

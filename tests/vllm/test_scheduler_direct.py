@@ -3,7 +3,7 @@
 import pytest
 from vllm.v1.request import RequestStatus
 
-from tests.vllm.harness import BLOCK_SIZE, make_request, make_scheduler, step
+from autellix_ray.vllm.offline import BLOCK_SIZE, make_request, make_scheduler, step
 
 pytestmark = pytest.mark.vllm
 

@@ -100,6 +100,7 @@ class SchedulingPolicy(ABC):
         # a promoted or demoted call takes its arrival place in the new queue.
         self._levels: list[SortedDict] = [SortedDict() for _ in range(self.config.num_levels)]
         self._calls: dict[str, CallState] = {}
+        self._keys: dict[str, tuple] = {}  # call id -> sort key, kept current on queue moves
         self._seq = itertools.count()
         self._num_steps = 0
         self.num_promotions = 0
@@ -147,8 +148,7 @@ class SchedulingPolicy(ABC):
 
     def key(self, call_id: str) -> tuple:
         """Sort key: smaller runs first. Consistent with ``order()``."""
-        st = self._calls[call_id]
-        return (st.level, st.arrival_seq)
+        return self._keys[call_id]
 
     def outranks(self, call_id: str, other_id: str) -> bool:
         """True when ``call_id`` should displace a running ``other_id``: a strictly better queue.
@@ -157,6 +157,14 @@ class SchedulingPolicy(ABC):
         is what keeps preemption from thrashing.
         """
         return self._calls[call_id].level < self._calls[other_id].level
+
+    def live_keys(self) -> Mapping[str, tuple] | None:
+        """The call id -> ``key`` mapping, kept current, for sorting many calls fast.
+
+        None when keys drift with service between queue moves (the SRPT oracle);
+        callers then use ``key``.
+        """
+        return self._keys
 
     def order(self) -> Iterator[str]:
         for queue in self._levels:
@@ -187,6 +195,7 @@ class SchedulingPolicy(ABC):
         )
         self._calls[call.call_id] = state
         self._levels[level][state.arrival_seq] = state
+        self._keys[call.call_id] = (level, state.arrival_seq)
         return state
 
     def on_step(
@@ -228,6 +237,7 @@ class SchedulingPolicy(ABC):
         """Remove a completed or aborted call and fold it into its program's row."""
         st = self._calls.pop(call_id)
         del self._levels[st.level][st.arrival_seq]
+        del self._keys[call_id]
         wait = st.wait_s(now_s)
         call = st.call
         self.table.call_finished(
@@ -251,6 +261,7 @@ class SchedulingPolicy(ABC):
         del self._levels[st.level][st.arrival_seq]
         st.level = level
         self._levels[level][st.arrival_seq] = st
+        self._keys[st.call.call_id] = (level, st.arrival_seq)
 
     def _demote(self, st: CallState) -> None:
         last = self.config.num_levels - 1

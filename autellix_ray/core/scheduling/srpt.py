@@ -46,6 +46,9 @@ class SRPTOraclePolicy(SchedulingPolicy):
         st = self._calls[call_id]
         return (st.call.remaining_s - st.service_s, st.arrival_seq)
 
+    def live_keys(self) -> None:
+        return None  # remaining work drifts with every step of service
+
     def outranks(self, call_id: str, other_id: str) -> bool:
         return self.key(call_id)[0] < self.key(other_id)[0]
 

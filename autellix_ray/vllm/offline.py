@@ -1,13 +1,16 @@
-"""Drive a vLLM scheduler by hand, the way vLLM's own scheduler tests do.
+"""Drive a vLLM scheduler without a model, the way vLLM's own scheduler tests do.
 
-No engine and no model forward: the test builds requests, calls ``schedule()``,
+No engine and no forward pass: the caller builds requests, calls ``schedule()``,
 makes up the model's output (one sampled token per scheduled request whose
-prefill is complete) and feeds it to ``update_from_output``.
+prefill is complete) and feeds it to ``update_from_output``; the plugin's clock is
+a ``FakeClock`` that moves only when a step runs. Used by the direct scheduler
+tests and the scheduler-overhead benchmark.
 """
 
 from __future__ import annotations
 
 import itertools
+import zlib
 
 import torch
 from vllm.config import CacheConfig, ModelConfig, SchedulerConfig, VllmConfig
@@ -45,6 +48,7 @@ def make_scheduler(
     *,
     max_num_seqs: int = 8,
     max_num_batched_tokens: int = 2048,
+    max_model_len: int = 2048,
     num_blocks: int = 1000,
     enable_prefix_caching: bool = True,
     **settings,
@@ -55,11 +59,11 @@ def make_scheduler(
         scheduler_config=SchedulerConfig(
             max_num_seqs=max_num_seqs,
             max_num_batched_tokens=max_num_batched_tokens,
-            max_model_len=max_num_batched_tokens,
+            max_model_len=max_model_len,
             enable_chunked_prefill=True,
             is_encoder_decoder=False,
         ),
-        model_config=ModelConfig(model=model_path, dtype="float32", seed=0, max_model_len=max_num_batched_tokens),
+        model_config=ModelConfig(model=model_path, dtype="float32", seed=0, max_model_len=max_model_len),
         cache_config=CacheConfig(block_size=BLOCK_SIZE, enable_prefix_caching=enable_prefix_caching),
         additional_config=kwargs.get("additional_config", {}),
     )
@@ -108,7 +112,8 @@ def make_request(
     if parents:
         extra["parent_thread_ids"] = parents
     rid = request_id or f"r{next(_ids)}"
-    tokens = prompt if prompt is not None else [3 + (hash(rid) + i) % 400 for i in range(prompt_len)]
+    seed = zlib.crc32(rid.encode())
+    tokens = prompt if prompt is not None else [3 + (seed + i * 7) % 400 for i in range(prompt_len)]
     return Request(
         request_id=rid,
         prompt_token_ids=tokens,
@@ -135,7 +140,7 @@ def fake_output(scheduler: Scheduler, scheduler_output) -> ModelRunnerOutput:
 
 
 def step(scheduler: Scheduler, step_s: float = 0.1):
-    """One engine step of ``step_s`` simulated seconds.
+    """One engine step of ``step_s`` seconds on the plugin's fake clock.
 
     Returns (scheduler_output, {request_id: EngineCoreOutput} of the calls that finished).
     """
