@@ -1,0 +1,141 @@
+"""The engine replica: Ray Serve LLM's ``LLMServer`` with program context around each call.
+
+One replica hosts one vLLM engine whose scheduler is Autellix's (the engine kwargs
+come from ``autellix_engine_kwargs``). Around each chat/completion call it:
+1. names the call's program and thread: body ``session_id`` (or the ``x-session-id``
+   header, which Ray Serve carries as the request's session id), thread and parent
+   threads from ``vllm_xargs`` (``thread_id``, ``parent_thread_ids``); a call with no
+   program is a one-call program;
+2. asks the program-table actor for the program's state (``begin_call``) and passes
+   it to the scheduler in ``vllm_xargs``; if the actor does not answer within
+   ``TABLE_TIMEOUT_S`` the call goes on with the engine-local state only;
+3. collects every finished call's report from the engine (a tap on vLLM's output
+   processor sees ``kv_transfer_params["autellix"]`` for streaming and non-streaming
+   calls alike) and sends them to the table in batches every ``REPORT_FLUSH_S``.
+It publishes routing stats: calls in flight and the plugin's totals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import ray
+from ray import serve
+from ray.llm._internal.serve.core.server.llm_server import LLMServer
+
+from autellix_ray.serve.program_table import NAMESPACE, PROGRAM_TABLE_NAME, REPORT_FLUSH_S
+from autellix_ray.vllm import REPORT_KEY
+
+logger = logging.getLogger(__name__)
+
+TABLE_TIMEOUT_S = 0.5
+MAX_BUFFERED_REPORTS = 10_000
+
+
+class AutellixLLMServer(LLMServer):
+    async def start(self):
+        await super().start()
+        self._in_flight = 0
+        self._reports: list[dict[str, Any]] = []
+        self._finished: dict[str, int] = {"calls": 0, "preemptions": 0, "promotions": 0}
+        self._table = None
+        self._engine_id = serve.get_replica_context().replica_id.unique_id
+        self._tap_engine_outputs()
+        self._flusher = asyncio.get_running_loop().create_task(self._flush_reports_forever())
+
+    # -- calls --------------------------------------------------------------
+    async def chat(self, request, raw_request_info=None):
+        await self._attach_program(request)
+        return self._counted(await super().chat(request, raw_request_info))
+
+    async def completions(self, request, raw_request_info=None):
+        await self._attach_program(request)
+        return self._counted(await super().completions(request, raw_request_info))
+
+    async def _counted(self, stream):
+        self._in_flight += 1
+        try:
+            async for item in stream:
+                yield item
+        finally:
+            self._in_flight -= 1
+
+    async def _attach_program(self, request) -> None:
+        program_id = getattr(request, "session_id", None) or _session_from_context()
+        if not program_id:
+            return  # a one-call program: the engine schedules it as such
+        request.session_id = program_id
+        xargs = dict(getattr(request, "vllm_xargs", None) or {})
+        thread_id = str(xargs.get("thread_id") or request.request_id)
+        parents = xargs.get("parent_thread_ids") or []
+        if isinstance(parents, str):
+            parents = [p for p in parents.split(",") if p]
+        state = await self._program_state(program_id, thread_id, parents)
+        xargs.update(state)
+        request.vllm_xargs = xargs
+
+    async def _program_state(self, program_id: str, thread_id: str, parents: list) -> dict:
+        try:
+            table = self._table or ray.get_actor(PROGRAM_TABLE_NAME, namespace=NAMESPACE)
+            self._table = table
+            return await asyncio.wait_for(
+                table.begin_call.remote(program_id, thread_id, [str(p) for p in parents]), TABLE_TIMEOUT_S
+            )
+        except Exception as e:  # table dead or slow: engine-local state only
+            self._table = None
+            logger.warning("program table unavailable (%s); engine-local state", type(e).__name__)
+            return {}
+
+    # -- reports ------------------------------------------------------------
+    def _tap_engine_outputs(self) -> None:
+        client = getattr(self.engine, "_engine_client", None)
+        processor = getattr(client, "output_processor", None)
+        if processor is None:
+            logger.warning("no vLLM output processor to tap; program reports disabled")
+            return
+        original = processor.process_outputs
+
+        def process_outputs(engine_core_outputs, *args, **kwargs):
+            for out in engine_core_outputs:
+                params = out.kv_transfer_params
+                if params and out.finish_reason is not None and REPORT_KEY in params:
+                    params[REPORT_KEY]["engine_id"] = self._engine_id  # also shown to the client
+                    self._collect(params[REPORT_KEY])
+            return original(engine_core_outputs, *args, **kwargs)
+
+        processor.process_outputs = process_outputs
+
+    def _collect(self, report: dict[str, Any]) -> None:
+        self._finished["calls"] += 1
+        self._finished["preemptions"] += int(report.get("num_preemptions", 0))
+        self._finished["promotions"] += int(report.get("num_promotions", 0))
+        if len(self._reports) < MAX_BUFFERED_REPORTS:
+            self._reports.append(dict(report))
+
+    async def _flush_reports_forever(self) -> None:
+        while True:
+            await asyncio.sleep(REPORT_FLUSH_S)
+            if not self._reports:
+                continue
+            batch, self._reports = self._reports, []
+            try:
+                table = self._table or ray.get_actor(PROGRAM_TABLE_NAME, namespace=NAMESPACE)
+                await asyncio.wait_for(table.report_calls.remote(batch), 5.0)
+            except Exception as e:
+                self._table = None
+                # keep the batch for the next flush (bounded), so a restarting table loses nothing
+                self._reports = (batch + self._reports)[:MAX_BUFFERED_REPORTS]
+                logger.warning("could not report %d calls (%s); will retry", len(batch), type(e).__name__)
+
+    async def record_routing_stats(self) -> dict[str, Any]:
+        stats = await super().record_routing_stats()
+        return {**(stats or {}), "num_calls": self._in_flight, "finished": dict(self._finished)}
+
+
+def _session_from_context() -> str | None:
+    try:
+        return serve.context._get_serve_request_context().session_id or None
+    except Exception:
+        return None

