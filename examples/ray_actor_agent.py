@@ -1,0 +1,24 @@
+"""A ReAct agent inside a Ray actor, calling the engine deployment through its handle.
+
+    RAY_AUTH_MODE=disabled .venv/bin/serve run deployments/local-cpu.yaml &   # wait for it
+    RAY_AUTH_MODE=disabled .venv/bin/python examples/ray_actor_agent.py
+"""
+
+import ray
+
+
+@ray.remote
+class Agent:
+    async def run(self, steps: int) -> str:
+        from autellix_ray.agents import react_agent
+        from autellix_ray.client import HandleProgram
+
+        program = await HandleProgram.start(app_name="autellix", model="tiny")
+        result = await react_agent(program, steps=steps, folder="/nonexistent")
+        await program.end()
+        return f"program {program.program_id}: {result['calls']} calls"
+
+
+if __name__ == "__main__":
+    ray.init(address="auto", namespace="autellix-examples")
+    print(ray.get(Agent.remote().run.remote(3)))
