@@ -147,12 +147,13 @@ class ProgramTable:
         """Remove rows idle for longer than the timeout; return their ids."""
         cutoff = now_s - self.idle_timeout_s
         removed = []
-        for program_id, row in list(self._rows.items()):
+        for program_id, row in self._rows.items():
             if row.last_activity_s > cutoff:
                 break  # ordered by last activity: the rest are newer
             if row.idle:
-                del self._rows[program_id]
                 removed.append(program_id)
+        for program_id in removed:
+            del self._rows[program_id]
         self.num_collected += len(removed)
         return removed
 

@@ -25,6 +25,7 @@ from typing import Any
 import ray
 
 from autellix_ray.core import ProgramTable, UnknownProgram
+from autellix_ray.serve.metrics import table_metrics
 
 PROGRAM_TABLE_NAME = "autellix-program-table"
 NAMESPACE = "autellix"
@@ -72,6 +73,10 @@ class ProgramTableService:
         self._check_owner(program_id, owner)
         row = self.table.end_program(program_id)
         self.owners.pop(program_id, None)
+        if ray.is_initialized():
+            m = table_metrics()
+            m["program_latency"].observe(max(0.0, self.clock() - row.started_s))
+            m["programs"].set(len(self.table))
         return _row_view(row)
 
     def get_program(self, program_id: str, owner: str | None = None) -> dict[str, Any]:
@@ -118,6 +123,8 @@ class ProgramTableService:
                 now,
             )
         self.num_reports += len(reports)
+        if ray.is_initialized():
+            table_metrics()["programs"].set(len(self.table))
         for program_id in self.table.collect_idle(now):
             self.owners.pop(program_id, None)
         return len(reports)

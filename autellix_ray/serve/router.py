@@ -29,6 +29,7 @@ from ray.serve.request_router import FIFOMixin, PendingRequest, RequestRouter, R
 from autellix_ray.core import EngineLoad, RouteRequest
 from autellix_ray.core.routing.base import LeastUsedRanking
 from autellix_ray.core.routing.locality import DEFAULT_SHORT_PROMPT_TOKENS, LocalityRouter
+from autellix_ray.serve.metrics import router_metrics
 from autellix_ray.serve.program_table import NAMESPACE, PROGRAM_TABLE_NAME
 
 logger = logging.getLogger(__name__)
@@ -61,6 +62,8 @@ class RouterService:
                 self.pins.popitem(last=False)
             self._tell_table(program_id, decision.pin)
         self.decisions[decision.reason] = self.decisions.get(decision.reason, 0) + 1
+        if ray.is_initialized():
+            router_metrics()["decisions"].inc(1, tags={"reason": decision.reason})
         return list(decision.ranked)
 
     def remove_engine(self, engine_id: str) -> int:
@@ -160,6 +163,7 @@ class AutellixRequestRouter(FIFOMixin, RequestRouter):
             except Exception as e:  # dead, restarting or slow router actor: fall back
                 self._actor = None
                 self.num_fallbacks = getattr(self, "num_fallbacks", 0) + 1
+                router_metrics()["fallbacks"].inc()
                 logger.warning("router actor unavailable (%s); least-used fallback", type(e).__name__)
         if ranked is None:
             ranking = getattr(self, "_ranking", None) or LeastUsedRanking()

@@ -25,6 +25,7 @@ import ray
 from ray import serve
 from ray.llm._internal.serve.core.server.llm_server import LLMServer
 
+from autellix_ray.serve.metrics import record_call
 from autellix_ray.serve.program_table import NAMESPACE, PROGRAM_TABLE_NAME, REPORT_FLUSH_S
 from autellix_ray.vllm import REPORT_KEY
 
@@ -108,6 +109,7 @@ class AutellixLLMServer(LLMServer):
         processor.process_outputs = process_outputs
 
     def _collect(self, report: dict[str, Any]) -> None:
+        record_call(report)
         self._finished["calls"] += 1
         self._finished["preemptions"] += int(report.get("num_preemptions", 0))
         self._finished["promotions"] += int(report.get("num_promotions", 0))

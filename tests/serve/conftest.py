@@ -12,6 +12,7 @@ import pytest
 pytestmark = pytest.mark.serve
 
 HTTP_PORT = 8000
+METRICS_PORT = 8089
 
 
 def start_ray():
@@ -24,6 +25,8 @@ def start_ray():
         include_dashboard=False,
         _temp_dir=tempfile.mkdtemp(prefix="ray-", dir="/tmp"),
         namespace="autellix-tests",
+        _metrics_export_port=METRICS_PORT,
+        _system_config={"metrics_report_interval_ms": 1000},
         runtime_env={"env_vars": {"RAY_AUTH_MODE": "disabled", "VLLM_CPU_OMP_THREADS_BIND": "nobind"}},
     )
 

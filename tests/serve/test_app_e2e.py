@@ -126,3 +126,18 @@ def test_long_context_program_stays_on_one_replica_while_short_calls_spread(serv
     assert len(set(short_engines)) == 2  # short calls spread over both replicas
     served = ray.get(table().stats.remote())
     assert served["num_reports"] >= 22
+
+
+def test_prometheus_metrics_of_programs_and_router(serve_app, client):
+    from tests.serve.conftest import METRICS_PORT
+
+    client.completions.create(model="tiny", prompt="metrics please", max_tokens=4, extra_body={"session_id": "m1"})
+
+    def scrape():
+        text = httpx.get(f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=5).text
+        wanted = ("ray_autellix_call_service_seconds", "ray_autellix_calls_by_final_queue_total",
+                  "ray_autellix_router_decisions_total", "ray_autellix_programs")
+        return text if all(name in text for name in wanted) else None
+
+    text = wait_for(scrape, timeout_s=60)
+    assert 'reason="pinned"' in text or 'reason="new-pin"' in text

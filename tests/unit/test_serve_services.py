@@ -1,0 +1,107 @@
+"""The program-table and router services as plain objects (their Ray actors run in tests/serve)."""
+
+import pytest
+
+from autellix_ray.core import UnknownProgram
+from autellix_ray.serve.program_table import ProgramTableService
+from autellix_ray.serve.router import RouterService, estimate_prompt_tokens
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def report(pid, thread="main", service=1.0, wait=0.5, start=0.0):
+    return {"program_id": pid, "thread_id": thread, "service_s": service, "wait_s": wait,
+            "critical_path_start_s": start}
+
+
+def test_begin_and_report_update_the_row_and_return_program_state():
+    clock = Clock()
+    svc = ProgramTableService(clock=clock)
+    assert svc.begin_call("p", "main") == {
+        "program_service_s": 0.0, "program_critical_path_s": 0.0, "program_wait_s": 0.0}
+    clock.now = 2.0
+    assert svc.report_calls([report("p")]) == 1
+    state = svc.begin_call("p", "main")
+    assert state == {"program_service_s": 1.0, "program_critical_path_s": 1.0, "program_wait_s": 0.5}
+    row = svc.get_program("p")
+    assert row["num_calls"] == 2 and row["num_active_calls"] == 1 and row["threads"]["main"]["num_calls"] == 2
+
+
+def test_exact_critical_path_start_for_a_call_naming_parents():
+    svc = ProgramTableService(clock=Clock())
+    for t in ("a", "b"):
+        svc.begin_call("p", t)
+    svc.report_calls([report("p", "a", service=3.0), report("p", "b", service=1.0)])
+    assert svc.begin_call("p", "join", ["b"])["program_critical_path_s"] == 1.0
+    assert svc.begin_call("p", "other")["program_critical_path_s"] == 3.0  # no parents: the scalar
+
+
+def test_server_assigned_ids_are_unguessable_and_owned():
+    svc = ProgramTableService(clock=Clock())
+    ids = {svc.start_program(owner="k1")["program_id"] for _ in range(100)}
+    assert len(ids) == 100 and all(len(i) >= 20 for i in ids)
+    pid = next(iter(ids))
+    with pytest.raises(PermissionError):
+        svc.get_program(pid, owner="k2")
+    with pytest.raises(PermissionError):
+        svc.end_program(pid, owner="k2")
+    assert svc.end_program(pid, owner="k1")["program_id"] == pid
+    with pytest.raises(UnknownProgram):
+        svc.get_program(pid, owner="k1")
+    with pytest.raises(ValueError, match="program_id"):
+        svc.start_program("x" * 1000)
+
+
+def test_idle_programs_are_collected_on_report_batches():
+    clock = Clock()
+    svc = ProgramTableService(idle_timeout_s=10.0, clock=clock)
+    svc.begin_call("old", "t")
+    svc.report_calls([report("old", "t")])
+    clock.now = 100.0
+    svc.begin_call("new", "t")
+    svc.report_calls([report("new", "t")])
+    assert svc.stats()["num_programs"] == 1 and svc.stats()["num_collected"] == 1
+
+
+def test_pins_set_before_the_first_call_reach_the_row():
+    svc = ProgramTableService(clock=Clock())
+    svc.set_pin("p", "engine-1")
+    svc.begin_call("p", "t")
+    assert svc.get_program("p")["pinned_engines"] == ["engine-1"]
+    svc.set_pin("p", None)
+    assert svc.get_program("p")["pinned_engines"] == []
+
+
+def test_router_pins_long_programs_and_moves_pins_off_dead_engines():
+    router = RouterService(short_prompt_tokens=100)
+    first = router.route("p", 500, [("e0", 3), ("e1", 0)])
+    assert first[0] == "e1" and router.pin_of("p") == "e1"
+    assert router.route("p", 500, [("e0", 0), ("e1", 9)])[0] == "e1"  # sticks to its KV
+    assert router.remove_engine("e1") == 1 and router.pin_of("p") is None
+    assert router.route("p", 500, [("e0", 5), ("e2", 1)])[0] == "e2"  # re-pinned
+    assert router.route("p", 500, [("e0", 0)])[0] == "e0"  # e2 vanished from the candidates
+    assert router.stats()["decisions"] == {"new-pin": 3, "pinned": 1}
+
+
+def test_router_pin_table_is_bounded():
+    router = RouterService(short_prompt_tokens=0, max_pins=10)
+    for i in range(100):
+        router.route(f"p{i}", 50, [("e0", 0), ("e1", 0)])
+    assert router.stats()["num_pins"] == 10
+
+
+class Body:
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+def test_prompt_token_estimates():
+    assert estimate_prompt_tokens(Body(prompt=[1, 2, 3])) == 3
+    assert estimate_prompt_tokens(Body(prompt="x" * 400)) == 100
+    assert estimate_prompt_tokens(Body(prompt=None, messages=[{"role": "user", "content": "y" * 80}])) == 20
