@@ -1,4 +1,4 @@
-"""A real local Ray cluster with the Autellix app (2 vLLM-CPU replicas of the tiny model).
+"""A real local Ray cluster of 2 nodes with the Autellix app (2 vLLM-CPU replicas of the tiny model).
 
 One app per test session (it takes ~35-90 s to come up here); tests share it.
 """
@@ -12,23 +12,34 @@ import pytest
 pytestmark = pytest.mark.serve
 
 HTTP_PORT = 8000
-METRICS_PORT = 8089
+METRICS_PORTS = (8089, 8090)  # one metrics agent per Ray node
 
 
 def start_ray():
+    """Two Ray nodes on this machine (``ray.cluster_utils.Cluster``): replicas land on both."""
     import ray
+    from ray.cluster_utils import Cluster
 
     os.environ["RAY_AUTH_MODE"] = "disabled"
+    os.environ["VLLM_CPU_OMP_THREADS_BIND"] = "nobind"
+    node = {"num_cpus": 4, "object_store_memory": 512 << 20}
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={
+            **node,
+            "temp_dir": tempfile.mkdtemp(prefix="ray-", dir="/tmp"),
+            "include_dashboard": False,
+            "metrics_export_port": METRICS_PORTS[0],
+            "_system_config": {"metrics_report_interval_ms": 1000},
+        },
+    )
+    cluster.add_node(**node, metrics_export_port=METRICS_PORTS[1])
     ray.init(
-        num_cpus=8,
-        object_store_memory=1 << 30,
-        include_dashboard=False,
-        _temp_dir=tempfile.mkdtemp(prefix="ray-", dir="/tmp"),
+        address=cluster.address,
         namespace="autellix-tests",
-        _metrics_export_port=METRICS_PORT,
-        _system_config={"metrics_report_interval_ms": 1000},
         runtime_env={"env_vars": {"RAY_AUTH_MODE": "disabled", "VLLM_CPU_OMP_THREADS_BIND": "nobind"}},
     )
+    return cluster
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +49,7 @@ def serve_app(tiny_model_path):
 
     from autellix_ray.serve.app import build_app
 
-    start_ray()
+    cluster = start_ray()
     serve.start(http_options={"host": "127.0.0.1", "port": HTTP_PORT})
     args = {
         "model_source": tiny_model_path,
@@ -60,6 +71,7 @@ def serve_app(tiny_model_path):
     yield f"http://127.0.0.1:{HTTP_PORT}"
     serve.shutdown()
     ray.shutdown()
+    cluster.shutdown()
 
 
 def _wait_healthy(url: str, timeout_s: float) -> None:

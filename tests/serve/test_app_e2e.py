@@ -129,15 +129,25 @@ def test_long_context_program_stays_on_one_replica_while_short_calls_spread(serv
 
 
 def test_prometheus_metrics_of_programs_and_router(serve_app, client):
-    from tests.serve.conftest import METRICS_PORT
+    from tests.serve.conftest import METRICS_PORTS
 
     client.completions.create(model="tiny", prompt="metrics please", max_tokens=4, extra_body={"session_id": "m1"})
 
     def scrape():
-        text = httpx.get(f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=5).text
+        text = "".join(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text for port in METRICS_PORTS)
         wanted = ("ray_autellix_call_service_seconds", "ray_autellix_calls_by_final_queue_total",
                   "ray_autellix_router_decisions_total", "ray_autellix_programs")
         return text if all(name in text for name in wanted) else None
 
     text = wait_for(scrape, timeout_s=60)
     assert 'reason="pinned"' in text or 'reason="new-pin"' in text
+
+
+def test_replicas_run_on_both_nodes_of_the_cluster(serve_app):
+    from ray.util.state import list_actors
+
+    replicas = [a for a in list_actors(filters=[("state", "=", "ALIVE")], limit=1000)
+                if "AutellixLLMServer" in (a.class_name or "")]
+    assert len(replicas) == 2
+    assert len({a.node_id for a in replicas}) == 2  # one engine per node
+    assert len(ray.nodes()) == 2
