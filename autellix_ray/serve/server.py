@@ -12,7 +12,7 @@ come from ``autellix_engine_kwargs``). Around each chat/completion call it:
 3. collects every finished call's report from the engine (a tap on vLLM's output
    processor sees ``kv_transfer_params["autellix"]`` for streaming and non-streaming
    calls alike) and sends them to the table in batches every ``REPORT_FLUSH_S``.
-It publishes routing stats: calls in flight and the plugin's totals.
+It publishes routing stats: calls in flight, KV usage, prefix-cache hit rate, totals.
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ class AutellixLLMServer(LLMServer):
         self._in_flight = 0
         self._reports: list[dict[str, Any]] = []
         self._finished: dict[str, int] = {"calls": 0, "preemptions": 0, "promotions": 0}
+        self._kv_usage = 0.0
+        self._prompt_tokens = self._cached_tokens = 0  # for the prefix-cache hit rate
         self._table = None
         self._engine_id = serve.get_replica_context().replica_id.unique_id
         self._tap_engine_outputs()
@@ -113,6 +115,9 @@ class AutellixLLMServer(LLMServer):
         self._finished["calls"] += 1
         self._finished["preemptions"] += int(report.get("num_preemptions", 0))
         self._finished["promotions"] += int(report.get("num_promotions", 0))
+        self._kv_usage = float(report.get("engine_kv_usage", self._kv_usage))
+        self._prompt_tokens += int(report.get("num_prompt_tokens", 0))
+        self._cached_tokens += int(report.get("num_cached_tokens", 0))
         if len(self._reports) < MAX_BUFFERED_REPORTS:
             self._reports.append(dict(report))
 
@@ -133,7 +138,13 @@ class AutellixLLMServer(LLMServer):
 
     async def record_routing_stats(self) -> dict[str, Any]:
         stats = await super().record_routing_stats()
-        return {**(stats or {}), "num_calls": self._in_flight, "finished": dict(self._finished)}
+        return {
+            **(stats or {}),
+            "num_calls": self._in_flight,  # running + waiting in this engine
+            "kv_usage": self._kv_usage,  # as of the last finished call
+            "prefix_cache_hit_rate": self._cached_tokens / self._prompt_tokens if self._prompt_tokens else 0.0,
+            "finished": dict(self._finished),
+        }
 
 
 def _session_from_context() -> str | None:

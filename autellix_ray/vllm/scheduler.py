@@ -73,6 +73,8 @@ class PluginCounters:
 class _CallExtras:
     num_computed_at_preemption: int = 0
     num_recomputed_tokens: int = 0
+    num_cached_tokens: int = 0  # prefix-cache hit when first admitted
+    admitted: bool = False
     preempted: bool = False
 
 
@@ -125,6 +127,11 @@ class AutellixSchedulerMixin:
         if output.scheduled_new_reqs or self._awaiting_resume:
             self._running_order_stale = True  # admitted calls were appended at the end
             self._count_recomputation(output)
+            for new in output.scheduled_new_reqs:
+                extras = self._extras.get(new.req_id)
+                if extras is not None and not extras.admitted:  # (V2 runner lists resumes here too)
+                    extras.admitted = True
+                    extras.num_cached_tokens = new.num_computed_tokens
         self._scheduled_at.append((output, self.clock()))
         return output
 
@@ -249,6 +256,9 @@ class AutellixSchedulerMixin:
             report["num_preemptions"] = request.num_preemptions
             report["num_recomputed_tokens"] = extras.num_recomputed_tokens if extras else 0
             report["aborted"] = request.status == RequestStatus.FINISHED_ABORTED
+            report["num_prompt_tokens"] = request.num_prompt_tokens
+            report["num_cached_tokens"] = extras.num_cached_tokens if extras else 0  # prefix-cache hit
+            report["engine_kv_usage"] = self.kv_cache_manager.usage
             kv_params = {**(kv_params or {}), REPORT_KEY: report}
         return kv_params, ec_params
 

@@ -245,3 +245,17 @@ def test_bad_settings_fail_at_engine_start(tiny_model_path):
         make_scheduler(tiny_model_path, "plas", gamma=1)
     with pytest.raises(ValueError, match="valid: \\['atlas'"):
         make_scheduler(tiny_model_path, "lifo")
+
+
+def test_report_carries_prefix_cache_hits_and_kv_usage(tiny_model_path):
+    s = make_scheduler(tiny_model_path, "plas", max_num_seqs=2)
+    shared = list(range(10, 10 + 3 * BLOCK_SIZE))
+    first = make_request(prompt=shared + [1, 2], max_tokens=2, program="p")
+    s.add_request(first)
+    run_until_done(s)
+    second = make_request(prompt=shared + [3, 4], max_tokens=2, program="p")
+    s.add_request(second)
+    report = run_until_done(s)[second.request_id].kv_transfer_params["autellix"]
+    assert report["num_prompt_tokens"] == 3 * BLOCK_SIZE + 2
+    assert report["num_cached_tokens"] == 3 * BLOCK_SIZE  # the shared full blocks
+    assert 0.0 <= report["engine_kv_usage"] <= 1.0
