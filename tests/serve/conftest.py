@@ -22,6 +22,7 @@ def start_ray():
 
     os.environ["RAY_AUTH_MODE"] = "disabled"
     os.environ["VLLM_CPU_OMP_THREADS_BIND"] = "nobind"
+    os.makedirs("/tmp/ray", exist_ok=True)  # Cluster writes the head's address to /tmp/ray
     node = {"num_cpus": 4, "object_store_memory": 512 << 20}
     cluster = Cluster(
         initialize_head=True,
