@@ -2,9 +2,9 @@
 
 ``ProgramTableService`` is a plain class (tested without Ray); ``ProgramTableActor``
 is the same class as a Ray actor. Replicas talk to it twice per call:
-- ``begin_call`` when a call arrives (one small RPC): registers the call's thread
-  and returns the program's state (service, critical path, wait), which the
-  replica hands to its engine's scheduler with the call;
+- ``begin_calls`` when calls arrive (a replica batches the arrivals of a few ms into
+  one RPC): registers each call's thread and returns its program's state (service,
+  critical path, wait), which the replica hands to its engine's scheduler;
 - ``report_calls`` with finished calls, batched (a replica flushes its buffer every
   ``REPORT_FLUSH_S``), so the table is never on a token's path.
 Programs start explicitly (``start_program``, which may assign an unguessable id
@@ -109,6 +109,10 @@ class ProgramTableService:
             else critical_path_start,
             "program_wait_s": row.wait_s,
         }
+
+    def begin_calls(self, calls: list[tuple[str, str, list[str]]]) -> list[dict[str, Any]]:
+        """``begin_call`` for many calls in one RPC (replicas batch arrivals for a few ms)."""
+        return [self.begin_call(p, t, parents) for p, t, parents in calls]
 
     def report_calls(self, reports: list[dict[str, Any]]) -> int:
         """Fold finished calls (the scheduler plugin's reports) into their programs."""

@@ -6,7 +6,8 @@ come from ``autellix_engine_kwargs``). Around each chat/completion call it:
    header, which Ray Serve carries as the request's session id), thread and parent
    threads from ``vllm_xargs`` (``thread_id``, ``parent_thread_ids``); a call with no
    program is a one-call program;
-2. asks the program-table actor for the program's state (``begin_call``) and passes
+2. asks the program-table actor for the program's state (``begin_calls``, batched over
+   2 ms of arrivals) and passes
    it to the scheduler in ``vllm_xargs``; if the actor does not answer within
    ``TABLE_TIMEOUT_S`` the call goes on with the engine-local state only;
 3. collects every finished call's report from the engine (a tap on vLLM's output
@@ -32,6 +33,7 @@ from autellix_ray.vllm import REPORT_KEY
 logger = logging.getLogger(__name__)
 
 TABLE_TIMEOUT_S = 0.5
+BEGIN_BATCH_S = 0.002  # arrivals within 2 ms share one begin_calls RPC
 MAX_BUFFERED_REPORTS = 10_000
 
 
@@ -44,6 +46,7 @@ class AutellixLLMServer(LLMServer):
         self._kv_usage = 0.0
         self._prompt_tokens = self._cached_tokens = 0  # for the prefix-cache hit rate
         self._table = None
+        self._begins: list = []  # (call args, future) waiting for the next begin_calls RPC
         self._engine_id = serve.get_replica_context().replica_id.unique_id
         self._tap_engine_outputs()
         self._flusher = asyncio.get_running_loop().create_task(self._flush_reports_forever())
@@ -80,16 +83,36 @@ class AutellixLLMServer(LLMServer):
         request.vllm_xargs = xargs
 
     async def _program_state(self, program_id: str, thread_id: str, parents: list) -> dict:
+        """The program's state from the table; arrivals within ``BEGIN_BATCH_S`` share one RPC."""
+        future = asyncio.get_running_loop().create_future()
+        self._begins.append(((program_id, thread_id, [str(p) for p in parents]), future))
+        if len(self._begins) == 1:
+            asyncio.get_running_loop().call_later(BEGIN_BATCH_S, self._send_begins)
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), TABLE_TIMEOUT_S)
+        except Exception as e:  # table dead or slow: engine-local state only
+            logger.warning("program table unavailable (%s); engine-local state", type(e).__name__)
+            return {}
+
+    def _send_begins(self) -> None:
+        batch, self._begins = self._begins, []
+        if batch:
+            asyncio.get_running_loop().create_task(self._begin_batch(batch))
+
+    async def _begin_batch(self, batch) -> None:
         try:
             table = self._table or ray.get_actor(PROGRAM_TABLE_NAME, namespace=NAMESPACE)
             self._table = table
-            return await asyncio.wait_for(
-                table.begin_call.remote(program_id, thread_id, [str(p) for p in parents]), TABLE_TIMEOUT_S
-            )
-        except Exception as e:  # table dead or slow: engine-local state only
+            states = await asyncio.wait_for(table.begin_calls.remote([a for a, _ in batch]), TABLE_TIMEOUT_S)
+        except Exception as e:
             self._table = None
-            logger.warning("program table unavailable (%s); engine-local state", type(e).__name__)
-            return {}
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(e)
+            return
+        for (_, future), state in zip(batch, states):
+            if not future.done():
+                future.set_result(state)
 
     # -- reports ------------------------------------------------------------
     def _tap_engine_outputs(self) -> None:

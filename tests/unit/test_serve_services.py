@@ -105,3 +105,9 @@ def test_prompt_token_estimates():
     assert estimate_prompt_tokens(Body(prompt=[1, 2, 3])) == 3
     assert estimate_prompt_tokens(Body(prompt="x" * 400)) == 100
     assert estimate_prompt_tokens(Body(prompt=None, messages=[{"role": "user", "content": "y" * 80}])) == 20
+
+
+def test_begin_calls_batches_arrivals():
+    svc = ProgramTableService(clock=Clock())
+    states = svc.begin_calls([("a", "t", []), ("b", "t", []), ("a", "u", ["t"])])
+    assert len(states) == 3 and svc.get_program("a")["num_calls"] == 2
