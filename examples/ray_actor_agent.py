@@ -1,6 +1,6 @@
 """A ReAct agent inside a Ray actor, calling the engine deployment through its handle.
 
-    RAY_AUTH_MODE=disabled .venv/bin/serve run deployments/local-cpu.yaml &   # wait for it
+    (see deployments/local-cpu.yaml: ray start --head --num-cpus 8, then serve run it)
     RAY_AUTH_MODE=disabled .venv/bin/python examples/ray_actor_agent.py
 """
 

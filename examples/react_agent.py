@@ -1,6 +1,6 @@
 """A ReAct agent (model -> tool -> model ...) as a plain OpenAI-client program.
 
-    RAY_AUTH_MODE=disabled .venv/bin/serve run deployments/local-cpu.yaml &   # wait for it
+    (see deployments/local-cpu.yaml: ray start --head --num-cpus 8, then serve run it)
     .venv/bin/python examples/react_agent.py --url http://127.0.0.1:8000
 """
 
