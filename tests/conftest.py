@@ -7,6 +7,9 @@ import pytest
 
 os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+# One OpenMP thread per engine: with the default two, vLLM-CPU steps ran 20-40x slower when
+# several engines (and pytest) share this 2-core machine.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 TINY_MODEL_DIR = Path(os.environ.get("AUTELLIX_TINY_MODEL", Path.home() / ".cache" / "autellix-ray" / "tiny-llama"))
 

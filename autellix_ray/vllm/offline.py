@@ -127,7 +127,7 @@ def make_request(
 def fake_output(scheduler: Scheduler, scheduler_output) -> ModelRunnerOutput:
     """One new token for every scheduled request whose prompt is fully computed."""
     req_ids, sampled = [], []
-    for rid, n in scheduler_output.num_scheduled_tokens.items():
+    for rid in scheduler_output.num_scheduled_tokens:
         request = scheduler.requests[rid]
         req_ids.append(rid)
         done_prefill = request.num_computed_tokens >= request.num_tokens

@@ -48,6 +48,7 @@ from vllm.v1.request import Request, RequestStatus
 from autellix_ray.vllm.context import call_from_request
 from autellix_ray.vllm.queue import PolicyOrderedQueue
 from autellix_ray.vllm.settings import PluginSettings
+from autellix_ray.vllm.swap_connector import wire_swap_priority
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +108,7 @@ class AutellixSchedulerMixin:
             self.autellix_settings.queue_config_summary(),
             self.autellix_settings.max_preemptions_per_step,
         )
+        wire_swap_priority(self)  # no-op unless the swap connector is configured
 
     # -- arrivals -----------------------------------------------------------
     def add_request(self, request: Request) -> None:
