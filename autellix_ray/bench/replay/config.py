@@ -1,0 +1,124 @@
+"""What a replay engine is: GPU limits, and the policies (baselines and ours) by name.
+
+Engine limits (``EngineConfig``), defaults for one A100-SXM4-80GB serving Llama-3.1-8B:
+
+- ``num_gpu_blocks``: KV blocks of 16 tokens that fit next to the weights at vLLM's
+  default ``gpu_memory_utilization=0.9``: ``CostModel.kv_capacity_tokens(0.9) // 16``
+  = (0.9 x 80 GB - 16.1 GB layers + lm_head - 1.05 GB embedding) / 128 KiB per token
+  (2 x 32 layers x 8 KV heads x 128 x 2 B) = 419,690 tokens = 26,230 blocks. (vLLM logs
+  about 450K tokens of KV cache for this model and GPU; activations are ignored here.)
+- ``max_num_seqs=256`` and ``max_num_batched_tokens=8192``: vLLM V1's defaults for
+  ``LLM``/``vllm serve`` on a data-center GPU (``max_num_batched_tokens`` 8192 for the
+  OpenAI server with chunked prefill).
+- ``max_model_len=32768``: above every workload's longest context (ShareGPT caps its
+  conversations at 16,384 tokens); Llama-3.1 allows 128K, which only matters for the
+  length check. The tiny model that provides the tokenizer/config metadata has 4096
+  positions, so ``VLLM_ALLOW_LONG_MAX_MODEL_LEN=1`` is set before configs are built
+  (no forward pass ever runs, so the positions are never used).
+
+Policies (``POLICIES``): every one runs through vLLM 0.32's own ``Scheduler`` with
+chunked prefill on (V1 always chunks; vLLM v0 also turned it on by default for
+Llama-3.1's 128K context):
+
+- ``vllm``: stock scheduler, FCFS, prefix caching OFF (the paper's "vLLM").
+- ``vllm-opt``: stock scheduler, FCFS, prefix caching ON (the paper's "vLLM-opt";
+  multi-step scheduling does not exist in V1, whose async scheduling is the successor).
+- ``mlfq``: our plugin with FastServe-style MLFQ (new calls enter Q1), prefix caching ON.
+- ``plas`` / ``atlas``: our plugin with PLAS / ATLAS, prefix caching ON.
+- ``srpt``: our plugin with the clairvoyant SRPT oracle: each call carries
+  ``remaining_s`` (see ``engine.remaining_service``), prefix caching ON.
+
+Plugin parameters (queue boundaries, beta, ``max_preemptions_per_step``) are the plugin's
+defaults unless a sweep overrides them (``PolicySpec.with_settings``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from autellix_ray.bench.cost_model import CostModel, get_preset
+
+os.environ.setdefault("VLLM_ALLOW_LONG_MAX_MODEL_LEN", "1")
+
+BLOCK_SIZE = 16
+DEFAULT_PRESET = "a100-80gb/llama-3.1-8b"
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    preset: str = DEFAULT_PRESET
+    gpu_memory_utilization: float = 0.9
+    max_num_seqs: int = 256
+    max_num_batched_tokens: int = 8192
+    max_model_len: int = 32768
+    num_gpu_blocks: int | None = None  # None: what the preset's GPU holds (see module header)
+
+    @property
+    def cost_model(self) -> CostModel:
+        return get_preset(self.preset)
+
+    @property
+    def blocks(self) -> int:
+        if self.num_gpu_blocks is not None:
+            return self.num_gpu_blocks
+        return self.cost_model.kv_capacity_tokens(self.gpu_memory_utilization) // BLOCK_SIZE
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "preset": self.preset,
+            "gpu_memory_utilization": self.gpu_memory_utilization,
+            "num_gpu_blocks": self.blocks,
+            "block_size": BLOCK_SIZE,
+            "kv_capacity_tokens": self.blocks * BLOCK_SIZE,
+            "max_num_seqs": self.max_num_seqs,
+            "max_num_batched_tokens": self.max_num_batched_tokens,
+            "max_model_len": self.max_model_len,
+            "enable_chunked_prefill": True,
+        }
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    name: str  # label in results ("vllm-opt", "plas", ...)
+    autellix_policy: str | None  # None: vLLM's stock Scheduler
+    prefix_caching: bool = True
+    settings: dict[str, Any] = field(default_factory=dict)  # plugin settings (see vllm/settings.py)
+
+    @property
+    def clairvoyant(self) -> bool:
+        return self.autellix_policy == "srpt"
+
+    def with_settings(self, label: str | None = None, **settings: Any) -> PolicySpec:
+        if self.autellix_policy is None:
+            raise ValueError(f"{self.name} is stock vLLM: it takes no plugin settings")
+        return replace(self, name=label or self.name, settings={**self.settings, **settings})
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "scheduler": "vllm Scheduler" if self.autellix_policy is None else "AutellixScheduler",
+            "autellix_policy": self.autellix_policy,
+            "prefix_caching": self.prefix_caching,
+            "chunked_prefill": True,
+            "settings": dict(self.settings),
+        }
+
+
+POLICIES: dict[str, PolicySpec] = {
+    "vllm": PolicySpec("vllm", None, prefix_caching=False),
+    "vllm-opt": PolicySpec("vllm-opt", None, prefix_caching=True),
+    "mlfq": PolicySpec("mlfq", "mlfq"),
+    "plas": PolicySpec("plas", "plas"),
+    "atlas": PolicySpec("atlas", "atlas"),
+    "srpt": PolicySpec("srpt", "srpt"),
+}
+
+
+def get_policy(name: str | PolicySpec) -> PolicySpec:
+    if isinstance(name, PolicySpec):
+        return name
+    try:
+        return POLICIES[name]
+    except KeyError:
+        raise ValueError(f"unknown replay policy {name!r}; choose one of {sorted(POLICIES)}") from None

@@ -1,0 +1,465 @@
+"""GPU-scale replay: vLLM's real scheduler on a simulated GPU and a simulated clock.
+
+One ``SimEngine`` wraps one vLLM 0.32 ``Scheduler`` (stock, for the vLLM baselines) or
+our ``AutellixScheduler`` (MLFQ, PLAS, ATLAS, SRPT), over a fake KV cache of the GPU's
+size (``config.EngineConfig``). A step is exactly what vLLM's engine core does, with the
+forward pass replaced by the cost model:
+
+1. ``schedule()`` at simulated time t (the plugin's ``clock`` reads t);
+2. the step's duration d comes from ``CostModel.step_cost_totals`` of the batch it
+   returned: for each scheduled request with n tokens after c already computed, a
+   decode (n = 1 after at least one output token, attention over c + 1 positions) or a
+   prefill chunk (n new tokens after c cached/computed ones; prefix-cache hits are in c,
+   so they cost nothing); see ``cost_model.py`` for the formula;
+3. the clock moves to t + d and the "model" returns one token for every request whose
+   prompt is now fully computed (the call's pre-drawn output id, so later prompts that
+   contain this output hit the prefix cache; ``prompts.py``);
+4. ``update_from_output``; finished calls are handed back to the programs.
+
+``replay()`` runs a workload on one or more engines: a discrete-event loop over program
+arrivals (the workload's Poisson times), call issues and engine step completions.
+Programs are closed loops: a call is issued ``think_time_s`` after its dependencies
+finish (its thread's previous call and its parent threads' latest calls;
+``ProgramSpec.dependencies()``). Each issued call is routed by a pure-core router
+(``make_router``) over the engines' loads (running + waiting calls, KV usage); the
+Autellix router's pins are kept in a cluster-wide table. With several engines, calls
+also carry their program's cluster-wide service, critical path and wait (from the
+reports finished calls return in ``kv_transfer_params["autellix"]``), as the serving
+layer does, so PLAS/ATLAS priorities follow a program across engines.
+
+SRPT oracle (clairvoyant, simulation only): every call carries ``remaining_s``, the
+program's remaining service from this call on, from the cost model at batch size 1
+(``remaining_service``).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autellix_ray.bench.cost_model import CostModel
+from autellix_ray.bench.replay.config import BLOCK_SIZE, EngineConfig, PolicySpec, get_policy
+from autellix_ray.bench.replay.prompts import ProgramPrompts, SharedPrefixes
+from autellix_ray.bench.workloads.model import ProgramSpec, Workload
+from autellix_ray.core import EngineLoad, RouteRequest, make_router
+
+REPORT_KEY = "autellix"
+
+
+def default_model_path() -> str:
+    from autellix_ray.tiny_model import build_tiny_model
+
+    return str(build_tiny_model(Path.home() / ".cache" / "autellix-ray" / "tiny-llama"))
+
+
+def build_scheduler(model_path: str, policy: PolicySpec, config: EngineConfig):
+    """A vLLM scheduler over a fake KV cache of ``config.blocks`` blocks (no model, no GPU)."""
+    import torch
+    from vllm.config import CacheConfig, ModelConfig, SchedulerConfig, VllmConfig
+    from vllm.v1.core.sched.scheduler import Scheduler
+    from vllm.v1.kv_cache_interface import FullAttentionSpec, KVCacheConfig, KVCacheGroupSpec
+    from vllm.v1.structured_output import StructuredOutputManager
+
+    from autellix_ray.vllm import autellix_engine_kwargs
+    from autellix_ray.vllm.offline import FakeClock
+    from autellix_ray.vllm.scheduler import AutellixScheduler
+
+    kwargs = autellix_engine_kwargs(policy.autellix_policy, **policy.settings) if policy.autellix_policy else {}
+    vllm_config = VllmConfig(
+        scheduler_config=SchedulerConfig(
+            max_num_seqs=config.max_num_seqs,
+            max_num_batched_tokens=config.max_num_batched_tokens,
+            max_model_len=config.max_model_len,
+            enable_chunked_prefill=True,
+            is_encoder_decoder=False,
+        ),
+        model_config=ModelConfig(model=model_path, dtype="float32", seed=0, max_model_len=config.max_model_len),
+        cache_config=CacheConfig(block_size=BLOCK_SIZE, enable_prefix_caching=policy.prefix_caching),
+        additional_config=kwargs.get("additional_config", {}),
+    )
+    blocks = config.blocks
+    kv_cache_config = KVCacheConfig(
+        num_blocks=blocks,
+        kv_cache_tensors=[],
+        kv_cache_groups=[
+            KVCacheGroupSpec(
+                ["layer"], FullAttentionSpec(block_size=BLOCK_SIZE, num_kv_heads=1, head_size=64, dtype=torch.float32)
+            )
+        ],
+    )
+    vllm_config.cache_config.num_gpu_blocks = blocks
+    cls = AutellixScheduler if policy.autellix_policy else Scheduler
+    scheduler = cls(
+        vllm_config=vllm_config,
+        kv_cache_config=kv_cache_config,
+        structured_output_manager=StructuredOutputManager(vllm_config),
+        block_size=BLOCK_SIZE,
+        log_stats=False,
+    )
+    if policy.autellix_policy:
+        scheduler.clock = FakeClock()
+    return scheduler
+
+
+@dataclass
+class EngineStats:
+    num_steps: int = 0
+    busy_s: float = 0.0
+    prefill_tokens: int = 0  # prompt tokens computed (recomputation after preemption included)
+    decode_tokens: int = 0
+    admitted_prompt_tokens: int = 0  # prompt tokens of calls at their first admission
+    prefix_hit_tokens: int = 0  # of those, prefix-cache hits
+    num_preemptions: int = 0
+    max_running: int = 0
+    batch_tokens_sum: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["prefix_hit_rate"] = self.prefix_hit_tokens / self.admitted_prompt_tokens if self.admitted_prompt_tokens else 0.0
+        d["mean_batch_tokens"] = self.batch_tokens_sum / self.num_steps if self.num_steps else 0.0
+        return d
+
+
+class SimEngine:
+    """One vLLM scheduler stepped on a simulated clock by the cost model (module header)."""
+
+    def __init__(self, engine_id: str, scheduler: Any, cost_model: CostModel) -> None:
+        from vllm.v1.outputs import ModelRunnerOutput
+
+        self._mro = ModelRunnerOutput
+        self.engine_id = engine_id
+        self.scheduler = scheduler
+        self.cost_model = cost_model
+        self.clock = getattr(scheduler, "clock", None)  # the plugin's FakeClock (None for stock vLLM)
+        self.busy_until: float | None = None  # end of the step in flight
+        self.stalled = False  # last schedule() found nothing to run; wait for a new call
+        self._output = None
+        self._planned: dict[str, list[int]] = {}  # request id -> the output ids it will generate
+        self._admitted: set[str] = set()
+        self.stats = EngineStats()
+
+    # -- load, as the routers see it ------------------------------------------
+    @property
+    def num_calls(self) -> int:
+        return len(self._planned)
+
+    def load(self) -> EngineLoad:
+        s = self.scheduler
+        return EngineLoad(self.engine_id, len(s.running), len(s.waiting), s.get_kv_cache_usage())
+
+    @property
+    def has_work(self) -> bool:
+        return bool(self._planned)
+
+    # -- calls ------------------------------------------------------------------
+    def add(self, request: Any, output_ids: list[int], now: float) -> None:
+        if self.clock is not None:
+            self.clock.now = now
+        self._planned[request.request_id] = output_ids
+        self.scheduler.add_request(request)
+        self.stalled = False
+
+    # -- steps ------------------------------------------------------------------
+    def start_step(self, now: float) -> None:
+        """schedule() at ``now``; the step ends at ``busy_until`` (or stalls, if empty)."""
+        sched = self.scheduler
+        if self.clock is not None:
+            self.clock.now = now
+        out = sched.schedule()
+        stats = self.stats
+        if out.preempted_req_ids:
+            stats.num_preemptions += len(out.preempted_req_ids)
+        for new in out.scheduled_new_reqs:
+            rid = new.req_id
+            if rid not in self._admitted:
+                self._admitted.add(rid)
+                stats.admitted_prompt_tokens += len(new.prompt_token_ids or ())
+                stats.prefix_hit_tokens += new.num_computed_tokens
+        total = out.total_num_scheduled_tokens
+        if total == 0:
+            # Nothing fits (e.g. the KV cache): vLLM skips the forward pass.
+            sched.update_from_output(out, self._mro(req_ids=[], req_id_to_index={}))
+            self.stalled = True
+            return
+        requests = sched.requests
+        p_tok = p_seqs = d_seqs = 0
+        pairs = p_kv = d_ctx = 0
+        for rid, n in out.num_scheduled_tokens.items():
+            r = requests[rid]
+            c = r.num_computed_tokens - n  # computed before this step (cache hits included)
+            if n == 1 and r.num_output_tokens > 0 and c == r.num_tokens - 1:
+                d_seqs += 1
+                d_ctx += c + 1
+            else:
+                p_tok += n
+                if c + n >= r.num_tokens:
+                    p_seqs += 1  # this chunk completes the prompt: it samples
+                pairs += n * c + n * (n + 1) // 2
+                p_kv += c + 2 * n
+        cost = self.cost_model.step_cost_totals(p_tok, p_seqs, pairs, p_kv, d_seqs, d_ctx).total_s
+        stats.num_steps += 1
+        stats.busy_s += cost
+        stats.prefill_tokens += p_tok
+        stats.decode_tokens += d_seqs
+        stats.batch_tokens_sum += total
+        stats.max_running = max(stats.max_running, len(sched.running))
+        self._output = out
+        self.busy_until = now + cost
+
+    def finish_step(self) -> list[tuple[str, dict | None]]:
+        """End the step in flight: sample, ``update_from_output``; return finished calls."""
+        out, end = self._output, self.busy_until
+        self._output, self.busy_until = None, None
+        if self.clock is not None:
+            self.clock.now = end
+        requests = self.scheduler.requests
+        planned = self._planned
+        req_ids, sampled = [], []
+        for rid in out.num_scheduled_tokens:
+            r = requests[rid]
+            req_ids.append(rid)
+            if r.num_computed_tokens >= r.num_tokens:
+                sampled.append([planned[rid][r.num_output_tokens]])
+            else:
+                sampled.append([])
+        result = self.scheduler.update_from_output(
+            out, self._mro(req_ids=req_ids, req_id_to_index={rid: i for i, rid in enumerate(req_ids)},
+                           sampled_token_ids=sampled)
+        )
+        finished = []
+        for client_outputs in result.values():
+            for o in client_outputs.outputs:
+                if o.finish_reason is not None:
+                    planned.pop(o.request_id, None)
+                    self._admitted.discard(o.request_id)
+                    report = (o.kv_transfer_params or {}).get(REPORT_KEY)
+                    finished.append((o.request_id, report))
+        return finished
+
+
+# ---------------------------------------------------------------------------------
+def remaining_service(program: ProgramSpec, cost_model: CostModel) -> list[float]:
+    """SRPT oracle hint: for each call, the program's service from that call on (seconds).
+
+    A call's service is estimated at batch size 1: one prefill of its new tokens after
+    its reusable prefix, then one decode step per output token at its mean context.
+    """
+    est = []
+    for call in program.calls:
+        cached = max(call.reuse_tokens, call.shared_prefix_tokens)
+        new = call.prompt_tokens - cached
+        t = cost_model.step_time_s([new], [], [cached]) if new > 0 else 0.0
+        t += call.decode_tokens * cost_model.step_time_s([], [call.prompt_tokens + call.decode_tokens // 2 + 1])
+        est.append(t)
+    out, acc = [], 0.0
+    for t in reversed(est):
+        acc += t
+        out.append(acc)
+    return out[::-1]
+
+
+@dataclass
+class ProgramRecord:
+    program_id: str
+    kind: str
+    arrival_s: float
+    finish_s: float
+    num_calls: int
+    decode_tokens: int
+
+    @property
+    def latency_s(self) -> float:
+        return self.finish_s - self.arrival_s
+
+    @property
+    def latency_per_token_s(self) -> float:
+        return self.latency_s / self.decode_tokens
+
+
+@dataclass
+class ReplayResult:
+    workload: str
+    policy: str
+    rate: float | None
+    num_engines: int
+    router: str
+    programs: list[ProgramRecord]
+    engines: list[dict[str, Any]]
+    sim_time_s: float
+    wall_time_s: float
+    num_calls: int
+    plugin_counters: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _Program:
+    __slots__ = ("dependents", "deps_left", "finish_s", "index", "num_done", "prompts", "remaining", "spec")
+
+    def __init__(self, index: int, spec: ProgramSpec, prompts: ProgramPrompts, remaining: list[float] | None) -> None:
+        self.index = index
+        self.spec = spec
+        deps = spec.dependencies()
+        self.deps_left = [len(d) for d in deps]
+        self.dependents: list[list[int]] = [[] for _ in deps]
+        for i, d in enumerate(deps):
+            for j in d:
+                self.dependents[j].append(i)
+        self.num_done = 0
+        self.finish_s = math.nan
+        self.prompts = prompts
+        self.remaining = remaining
+
+
+def replay(
+    workload: Workload,
+    policy: str | PolicySpec,
+    *,
+    num_engines: int = 1,
+    router: str = "round_robin",
+    router_params: dict[str, Any] | None = None,
+    engine_config: EngineConfig | None = None,
+    model_path: str | None = None,
+    seed: int = 0,
+    max_sim_s: float = math.inf,
+    on_progress: Callable[[int], None] | None = None,
+) -> ReplayResult:
+    """Replay ``workload`` through ``num_engines`` vLLM schedulers; see the module header.
+
+    Returns one ``ProgramRecord`` per program. ``max_sim_s`` aborts (RuntimeError) a run
+    whose simulated time exceeds it; ``on_progress(n)`` is called with the number of
+    programs that finished since the last call.
+    """
+    from autellix_ray.vllm.offline import make_request
+
+    wall0 = time.perf_counter()
+    policy = get_policy(policy)
+    config = engine_config or EngineConfig()
+    cost_model = config.cost_model
+    model_path = model_path or default_model_path()
+    engines = [
+        SimEngine(f"e{i}", build_scheduler(model_path, policy, config), cost_model) for i in range(num_engines)
+    ]
+    by_id = {e.engine_id: e for e in engines}
+    route = make_router(router, **(router_params or {}))
+    pins: dict[str, str] = {}
+    share_state = policy.autellix_policy is not None and num_engines > 1
+    cluster: dict[str, list[float]] = {}  # program id -> [service, critical path, wait]
+
+    shared = SharedPrefixes(seed)
+    programs = [
+        _Program(i, p, ProgramPrompts(p, seed, shared), remaining_service(p, cost_model) if policy.clairvoyant else None)
+        for i, p in enumerate(workload.programs)
+    ]
+    events: list[tuple[float, int, int, int]] = []  # (time, seq, program index, call index)
+    seq = itertools.count()
+    for prog in programs:
+        for i, left in enumerate(prog.deps_left):
+            if left == 0:
+                heapq.heappush(events, (prog.spec.arrival_s + prog.spec.calls[i].think_time_s, next(seq), prog.index, i))
+    calls_of: dict[str, tuple[_Program, int]] = {}
+    num_programs_left = len(programs)
+    num_calls = 0
+    now = 0.0
+
+    def issue(prog: _Program, i: int) -> None:
+        nonlocal num_calls
+        call = prog.spec.calls[i]
+        pid = prog.spec.program_id
+        prompt, output = prog.prompts.build(i)
+        extra: dict[str, Any] = {}
+        if prog.remaining is not None:
+            extra["remaining_s"] = prog.remaining[i]
+        if share_state and pid in cluster:
+            service, critical, wait = cluster[pid]
+            extra.update(program_service_s=service, program_critical_path_s=critical, program_wait_s=wait)
+        rid = f"{pid}:{i}"
+        request = make_request(
+            prompt=prompt, max_tokens=call.decode_tokens, program=pid, thread=call.thread_id,
+            parents=list(call.parent_thread_ids) or None, request_id=rid, extra=extra,
+        )
+        if num_engines == 1:
+            engine = engines[0]
+        else:
+            decision = route.route(RouteRequest(pid, len(prompt), pins.get(pid)), [e.load() for e in engines])
+            if decision.pin is not None:
+                pins[pid] = decision.pin
+            engine = by_id[decision.ranked[0]]
+        calls_of[rid] = (prog, i)
+        engine.add(request, output, now)
+        num_calls += 1
+
+    def finished(rid: str, report: dict | None) -> None:
+        nonlocal num_programs_left
+        prog, i = calls_of.pop(rid)
+        if report is not None and share_state:
+            row = cluster.setdefault(prog.spec.program_id, [0.0, 0.0, 0.0])
+            row[0] += report["service_s"]
+            row[1] = max(row[1], report["critical_path_start_s"] + report["service_s"])
+            row[2] += report["wait_s"]
+        prog.num_done += 1
+        for j in prog.dependents[i]:
+            prog.deps_left[j] -= 1
+            if prog.deps_left[j] == 0:
+                heapq.heappush(events, (now + prog.spec.calls[j].think_time_s, next(seq), prog.index, j))
+        if prog.num_done == len(prog.spec.calls):
+            prog.finish_s = now
+            prog.prompts = None
+            num_programs_left -= 1
+            if on_progress is not None:
+                on_progress(1)
+
+    while num_programs_left:
+        t_event = events[0][0] if events else math.inf
+        t_step = min((e.busy_until for e in engines if e.busy_until is not None), default=math.inf)
+        now = min(t_event, t_step)
+        if now == math.inf:
+            stuck = {e.engine_id: e.num_calls for e in engines if e.has_work}
+            raise RuntimeError(f"replay deadlocked at {programs_left_ids(programs)[:5]}: engines {stuck}")
+        if now > max_sim_s:
+            raise RuntimeError(f"simulated time passed max_sim_s={max_sim_s}")
+        if t_step <= now:
+            for e in engines:
+                if e.busy_until is not None and e.busy_until <= now:
+                    for rid, report in e.finish_step():
+                        finished(rid, report)
+        while events and events[0][0] <= now:
+            _, _, p, i = heapq.heappop(events)
+            issue(programs[p], i)
+        for e in engines:
+            if e.busy_until is None and e.has_work and not e.stalled:
+                e.start_step(now)
+
+    records = [
+        ProgramRecord(p.spec.program_id, p.spec.workload or workload.name, p.spec.arrival_s, p.finish_s,
+                      p.spec.num_calls, p.spec.total_decode_tokens)
+        for p in programs
+    ]
+    counters = []
+    for e in engines:
+        snap = getattr(e.scheduler, "autellix_snapshot", None)
+        if snap is not None:
+            s = snap()
+            s.pop("calls_per_level", None)
+            counters.append(s)
+    return ReplayResult(
+        workload=workload.name,
+        policy=policy.name,
+        rate=workload.rate,
+        num_engines=num_engines,
+        router=router if num_engines > 1 else "-",
+        programs=records,
+        engines=[e.stats.as_dict() for e in engines],
+        sim_time_s=now,
+        wall_time_s=time.perf_counter() - wall0,
+        num_calls=num_calls,
+        plugin_counters=counters,
+    )
+
+
+def programs_left_ids(programs: Sequence[_Program]) -> list[str]:
+    return [p.spec.program_id for p in programs if math.isnan(p.finish_s)]

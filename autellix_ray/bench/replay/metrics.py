@@ -1,0 +1,136 @@
+"""Program-level metrics of a replay, and throughput at a latency target.
+
+Per program (``ProgramRecord``):
+- response time = finish of its last call - program arrival;
+- latency per token = response time / total decode tokens of the program. For a
+  multi-threaded program (LATS) the response time already is its critical path (the
+  program ends when its last call does, and its calls run in parallel), so this is the
+  paper's "critical-path response time / total tokens".
+
+Per run: mean, P50, P95, P99 of latency per token over the programs; mean response time.
+
+Throughput at a latency target (``throughput_at_target``): the highest arrival rate whose
+mean latency per token stays under the target, reading the swept curve from rate 0
+(where the latency is the unloaded one) upwards and stopping at the first swept rate
+above the target; between that rate and the previous point, log(latency) is
+interpolated linearly in the rate (latency curves grow roughly exponentially near the
+knee). If no swept rate exceeds the target the value is censored: it is at least the
+highest swept rate (``censored=True``), and ratios built on it are lower bounds (or
+upper bounds for a censored denominator).
+
+Targets are multiples of the UNLOADED mean latency per token: every program of a
+subset run alone on one vLLM-opt engine (programs spaced far apart), see ``unloaded``
+in ``sweep.py``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from autellix_ray.bench.replay.engine import ReplayResult
+
+
+def summarize(result: ReplayResult) -> dict[str, Any]:
+    """The JSON record of one run (latencies in milliseconds per token, times in seconds)."""
+    lat = np.array([p.latency_per_token_s for p in result.programs]) * 1e3
+    resp = np.array([p.latency_s for p in result.programs])
+    engines = result.engines
+    admitted = sum(e["admitted_prompt_tokens"] for e in engines)
+    hits = sum(e["prefix_hit_tokens"] for e in engines)
+    out: dict[str, Any] = {
+        "rate": result.rate,
+        "num_programs": len(result.programs),
+        "num_calls": result.num_calls,
+        "mean_ms_per_token": float(lat.mean()),
+        "p50_ms_per_token": float(np.percentile(lat, 50)),
+        "p95_ms_per_token": float(np.percentile(lat, 95)),
+        "p99_ms_per_token": float(np.percentile(lat, 99)),
+        "mean_response_s": float(resp.mean()),
+        "p99_response_s": float(np.percentile(resp, 99)),
+        "sim_time_s": result.sim_time_s,
+        "wall_time_s": result.wall_time_s,
+        "num_steps": sum(e["num_steps"] for e in engines),
+        "prefix_hit_rate": hits / admitted if admitted else 0.0,
+        "prefill_tokens": sum(e["prefill_tokens"] for e in engines),
+        "decode_tokens": sum(e["decode_tokens"] for e in engines),
+        "num_preemptions": sum(e["num_preemptions"] for e in engines),
+        "max_running": max(e["max_running"] for e in engines),
+        "engine_busy_fraction": (
+            sum(e["busy_s"] for e in engines) / (len(engines) * result.sim_time_s) if result.sim_time_s else 0.0
+        ),
+    }
+    if result.plugin_counters:
+        keys = ("num_proactive_preemptions", "num_promotions", "num_demotions", "num_recomputed_tokens")
+        out["plugin"] = {k: sum(c.get(k, 0) for c in result.plugin_counters) for k in keys}
+    kinds = sorted({p.kind for p in result.programs})
+    if len(kinds) > 1:
+        out["by_kind_mean_ms_per_token"] = {
+            k: float(np.mean([p.latency_per_token_s for p in result.programs if p.kind == k]) * 1e3) for k in kinds
+        }
+    return out
+
+
+@dataclass(frozen=True)
+class Throughput:
+    rate: float  # programs/s
+    censored: bool  # True: the target held at every swept rate (the value is a lower bound)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rate": self.rate, "censored": self.censored}
+
+
+def interpolate_latency(points: Sequence[tuple[float, float]], rate: float) -> float:
+    """Mean latency at ``rate`` from (rate, latency) points, log-linear; clamps at the ends."""
+    pts = sorted(points)
+    if rate <= pts[0][0]:
+        return pts[0][1]
+    for (r0, m0), (r1, m1) in zip(pts, pts[1:]):
+        if r0 <= rate <= r1:
+            if r1 == r0:
+                return m1
+            f = (rate - r0) / (r1 - r0)
+            return math.exp(math.log(m0) + f * (math.log(m1) - math.log(m0)))
+    return pts[-1][1]
+
+
+def throughput_at_target(points: Sequence[tuple[float, float]], target: float, unloaded: float) -> Throughput:
+    """Highest rate with mean latency <= ``target``; ``points`` = (rate, mean latency).
+
+    The curve starts at (0, ``unloaded``); see the module header.
+    """
+    pts = [(0.0, unloaded)] + sorted(points)
+    if pts[0][1] > target:
+        return Throughput(0.0, False)
+    for (r0, m0), (r1, m1) in zip(pts, pts[1:]):
+        if m1 > target:
+            lo, hi, t = math.log(m0), math.log(m1), math.log(target)
+            f = (t - lo) / (hi - lo) if hi > lo else 1.0
+            return Throughput(r0 + f * (r1 - r0), False)
+    return Throughput(pts[-1][0], True)
+
+
+def ratio(ours: Throughput, base: Throughput) -> dict[str, Any]:
+    """ours / base, with the direction of any censoring: 'lower_bound' or 'upper_bound'."""
+    if base.rate <= 0:
+        value = math.inf if ours.rate > 0 else math.nan
+    else:
+        value = ours.rate / base.rate
+    bound = None
+    if ours.censored and not base.censored:
+        bound = "lower_bound"
+    elif base.censored and not ours.censored:
+        bound = "upper_bound"
+    elif ours.censored and base.censored:
+        bound = "unknown"
+    return {"value": value, "bound": bound}
+
+
+def rate_where(points: Sequence[tuple[float, float]], latency: float, unloaded: float) -> float | None:
+    """First rate where the curve (from (0, unloaded)) reaches ``latency``; None if it never does."""
+    t = throughput_at_target(points, latency, unloaded)
+    return None if t.censored else t.rate

@@ -1,0 +1,111 @@
+"""The replay engine: vLLM's scheduler on a simulated clock driven by the cost model."""
+
+import math
+
+import pytest
+
+from autellix_ray.bench.cost_model import get_preset
+from autellix_ray.bench.replay.config import EngineConfig, get_policy
+from autellix_ray.bench.replay.engine import remaining_service, replay
+from autellix_ray.bench.replay.metrics import summarize
+from autellix_ray.bench.workloads.model import CallSpec, ProgramSpec, Workload
+
+pytestmark = pytest.mark.vllm
+
+SMALL = EngineConfig(max_num_seqs=8, max_num_batched_tokens=2048, max_model_len=4096, num_gpu_blocks=2000)
+CM = get_preset(SMALL.preset)
+
+
+def workload(*programs: ProgramSpec, name: str = "test") -> Workload:
+    return Workload(name, tuple(sorted(programs, key=lambda p: p.arrival_s)))
+
+
+def chain(pid: str, arrival: float, turns: list[tuple[int, int]]) -> ProgramSpec:
+    """A chat: each turn's prompt is the previous prompt + reply + ``new`` tokens."""
+    calls, context = [], 0
+    for i, (new, decode) in enumerate(turns):
+        prompt = context + new
+        calls.append(CallSpec("main", prompt, decode, reuse_call=i - 1 if i else -1, reuse_tokens=context))
+        context = prompt + decode
+    return ProgramSpec(pid, arrival, tuple(calls))
+
+
+def test_one_call_takes_exactly_the_cost_model_time(tiny_model_path):
+    w = workload(ProgramSpec("p", 0.0, (CallSpec("main", 100, 5),)))
+    result = replay(w, "vllm-opt", engine_config=SMALL, model_path=tiny_model_path)
+    # one prefill step (samples the first token), then 4 decode steps at contexts 101..104
+    expected = CM.step_time_s([100]) + sum(CM.step_time_s([], [k]) for k in range(101, 105))
+    assert result.sim_time_s == pytest.approx(expected, rel=1e-9)
+    assert result.programs[0].latency_s == pytest.approx(expected, rel=1e-9)
+    assert result.engines[0]["num_steps"] == 5
+    assert result.engines[0]["busy_s"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_every_call_completes_and_prefix_reuse_hits_the_cache(tiny_model_path):
+    tree = ProgramSpec("tree", 0.5, (
+        CallSpec("root", 64, 8, shared_prefix_key="sys", shared_prefix_tokens=48),
+        CallSpec("a", 80, 6, parent_thread_ids=("root",), reuse_call=0, reuse_tokens=72,
+                 shared_prefix_key="sys", shared_prefix_tokens=48),
+        CallSpec("b", 80, 6, parent_thread_ids=("root",), reuse_call=0, reuse_tokens=72,
+                 shared_prefix_key="sys", shared_prefix_tokens=48, think_time_s=0.2),
+        CallSpec("c", 120, 4, parent_thread_ids=("a", "b")),
+    ))
+    w = workload(chain("chat", 0.0, [(200, 20), (50, 30), (40, 10)]), tree)
+    results = {}
+    for policy in ("vllm", "vllm-opt", "plas", "atlas"):
+        r = replay(w, policy, engine_config=SMALL, model_path=tiny_model_path)
+        assert r.num_calls == 7
+        assert all(math.isfinite(p.finish_s) for p in r.programs)
+        results[policy] = summarize(r)
+        # the simulated clock only moves by the cost model's step times (no idle gap after 0.5 s)
+        assert r.engines[0]["busy_s"] <= r.sim_time_s + 1e-9
+        assert r.engines[0]["decode_tokens"] == 20 + 30 + 10 + 8 + 6 + 6 + 4 - 7  # first tokens come from prefill
+    assert results["vllm"]["prefix_hit_rate"] == 0.0
+    assert results["vllm-opt"]["prefix_hit_rate"] > 0.4
+    tree_call_c = [p for p in replay(w, "vllm-opt", engine_config=SMALL, model_path=tiny_model_path).programs
+                   if p.program_id == "tree"][0]
+    assert tree_call_c.num_calls == 4 and tree_call_c.decode_tokens == 24
+
+
+def test_plas_beats_fcfs_on_head_of_line_blocking(tiny_model_path):
+    config = EngineConfig(max_num_seqs=2, max_num_batched_tokens=2048, max_model_len=4096, num_gpu_blocks=2000)
+    heavy = [chain(f"heavy{i}", 0.0, [(64, 400), (32, 400)]) for i in range(2)]
+    light = [chain(f"light{i}", 0.2 + 0.01 * i, [(32, 10)]) for i in range(6)]
+    w = workload(*heavy, *light)
+    fast = {"boundaries_s": (0.0, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6), "beta": None}
+    plas = get_policy("plas").with_settings(**fast)
+    fcfs = summarize(replay(w, "vllm-opt", engine_config=config, model_path=tiny_model_path))
+    ours = replay(w, plas, engine_config=config, model_path=tiny_model_path)
+    summary = summarize(ours)
+    assert summary["plugin"]["num_proactive_preemptions"] >= 1
+    assert summary["mean_ms_per_token"] < 0.5 * fcfs["mean_ms_per_token"]
+    light_latency = max(p.latency_s for p in ours.programs if p.program_id.startswith("light"))
+    assert light_latency < 1.0  # the light calls no longer wait for 400-token heavy calls
+
+
+def test_srpt_calls_carry_the_programs_remaining_service(tiny_model_path):
+    program = chain("p", 0.0, [(100, 20), (30, 40), (10, 5)])
+    remaining = remaining_service(program, CM)
+    assert len(remaining) == 3 and remaining[0] > remaining[1] > remaining[2] > 0
+    first = CM.step_time_s([100], [], [0]) + 20 * CM.step_time_s([], [100 + 10 + 1])
+    assert remaining[0] - remaining[1] == pytest.approx(first)
+    short = chain("short", 0.1, [(16, 4)])
+    w = workload(program, short)
+    # the SRPT policy refuses calls without remaining_s, so finishing proves every call carried it
+    r = replay(w, "srpt", engine_config=SMALL, model_path=tiny_model_path)
+    assert all(math.isfinite(p.finish_s) for p in r.programs)
+    assert r.plugin_counters[0]["policy"] == "srpt"
+
+
+def test_routers_place_calls_and_pins_keep_prefix_locality(tiny_model_path):
+    # 5 programs on 3 engines with different reply lengths: round robin scatters each chat
+    programs = [chain(f"c{i}", 0.01 * i, [(300, 8 + i), (20, 8), (20, 8 + 2 * i), (20, 8)]) for i in range(5)]
+    w = workload(*programs)
+    hits = {}
+    for router, params in (("round_robin", {}), ("autellix", {"short_prompt_tokens": 0})):
+        r = replay(w, "plas", num_engines=3, router=router, router_params=params, engine_config=SMALL,
+                   model_path=tiny_model_path)
+        assert r.num_calls == 20 and len(r.engines) == 3
+        assert all(e["num_steps"] > 0 for e in r.engines)
+        hits[router] = summarize(r)["prefix_hit_rate"]
+    assert hits["autellix"] > hits["round_robin"] + 0.2
