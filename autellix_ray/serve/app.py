@@ -45,6 +45,10 @@ class AppArgs(BaseModel):
     engine_kwargs: dict[str, Any] = Field(default_factory=dict)
     max_ongoing_requests: int = 256
     program_idle_timeout_s: float = 600.0
+    # HTTP guard (serve/guard.py): API keys (None: $AUTELLIX_API_KEYS, comma-separated;
+    # empty: no check) and the bound on calls in flight per ingress replica (then 429)
+    api_keys: list[str] | None = None
+    max_pending_calls: int | None = 1024
     route_prefix: str = "/"
 
     def model_post_init(self, __context: Any) -> None:
@@ -57,6 +61,8 @@ class AppArgs(BaseModel):
             raise ValueError(f"num_replicas must be >= 1, got {self.num_replicas}")
         if self.short_prompt_tokens < 0:
             raise ValueError("short_prompt_tokens must be >= 0")
+        if self.max_pending_calls is not None and self.max_pending_calls < 1:
+            raise ValueError(f"max_pending_calls must be >= 1 (or null: unbounded), got {self.max_pending_calls}")
 
 
 def _model_source(args: AppArgs) -> str:
@@ -99,6 +105,16 @@ def llm_config(args: AppArgs) -> LLMConfig:
     return LLMConfig(**config)
 
 
+def _guarded_fastapi_app(args: AppArgs):
+    from ray.llm._internal.serve.core.ingress.ingress import init
+
+    from autellix_ray.serve.guard import GuardMiddleware, key_digests
+
+    app = init()  # Ray Serve LLM's FastAPI app with its middleware; ours is added last, so runs first
+    app.add_middleware(GuardMiddleware, key_digests=key_digests(args.api_keys), max_pending_calls=args.max_pending_calls)
+    return app
+
+
 def build_app(args: dict[str, Any] | AppArgs | None = None):
     """The Ray Serve application (ingress + engine deployment) described by ``args``."""
     args = args if isinstance(args, AppArgs) else AppArgs.model_validate(args or {})
@@ -112,7 +128,7 @@ def build_app(args: dict[str, Any] | AppArgs | None = None):
 
         get_or_create_program_table(idle_timeout_s=args.program_idle_timeout_s)
         get_or_create_router(short_prompt_tokens=args.short_prompt_tokens)
-        ingress_cls = make_fastapi_ingress(AutellixIngress, endpoint_map=ENDPOINTS)
+        ingress_cls = make_fastapi_ingress(AutellixIngress, endpoint_map=ENDPOINTS, app=_guarded_fastapi_app(args))
         options = AutellixIngress.get_deployment_options([config])
     else:
         ingress_cls = make_fastapi_ingress(OpenAiIngress)

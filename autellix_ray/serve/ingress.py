@@ -9,6 +9,18 @@ or the ``x-session-id`` header, threads by ``vllm_xargs``. Added routes:
     GET    /v1/programs/{program_id} its row in the program table
     DELETE /v1/programs/{program_id} end it            -> its final row
 
+Calls are checked before they reach an engine (400 on failure): program and thread ids
+are strings of 1-256 characters, at most 64 parent threads, none the thread itself (a
+cycle through other threads is harmless: a call's critical-path start reads its parents'
+stored values, never walks the graph). Scheduler inputs a client must not set
+(``program_service_s``, ``program_critical_path_s``, ``program_wait_s``, ``remaining_s``,
+``program_id``) are stripped from ``vllm_xargs``: only the program table sets them.
+
+Failures: a call whose engine replica dies before its first byte reached the client is
+retried on another replica (``MAX_ATTEMPTS``, backing off); past that, or mid-stream, or
+under Ray Serve back-pressure, the client gets 503 with Retry-After (``guard.py`` adds the
+header), which the ``openai`` client retries.
+
 Errors: unknown program 404, a program started by another API key 403, malformed
 ids 400; all in OpenAI's error format.
 """
@@ -24,10 +36,22 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 from ray.llm._internal.serve.core.ingress.ingress import DEFAULT_ENDPOINTS, OpenAiIngress
 
+from ray.llm._internal.serve.core.configs.openai_api_models import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    OpenAIHTTPException,
+)
+from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
+
 from autellix_ray.core import UnknownProgram
-from autellix_ray.serve.program_table import NAMESPACE, PROGRAM_TABLE_NAME
+from autellix_ray.serve.metrics import count_ingress
+from autellix_ray.serve.program_table import MAX_ID_CHARS, NAMESPACE, PROGRAM_TABLE_NAME
 
 TABLE_TIMEOUT_S = 5.0
+MAX_PARENTS = 64
+MAX_ATTEMPTS = 6  # a call whose replica died is retried on another (backoff 0.25 s, doubling)
+RESERVED_XARGS = ("program_id", "program_service_s", "program_critical_path_s", "program_wait_s", "remaining_s")
+REPLICA_FAILURES = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError)
 
 
 def _error(status: int, message: str, kind: str) -> JSONResponse:
@@ -45,7 +69,80 @@ def _owner(request: Request) -> str | None:
     return hashlib.sha256(auth.encode()).hexdigest()[:32]
 
 
+def _check_id(value: Any, what: str) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_ID_CHARS:
+        raise ValueError(f"{what} must be a string of 1-{MAX_ID_CHARS} characters")
+    return value
+
+
+def check_call(body: Any, session_header: str | None) -> None:
+    """Validate a call's program/thread fields in place (ValueError: a 400 for the client)."""
+    session_id = getattr(body, "session_id", None)
+    if session_id is not None:
+        _check_id(session_id, "session_id")
+    if session_header is not None:
+        _check_id(session_header, "x-session-id")
+    xargs = getattr(body, "vllm_xargs", None)
+    if not xargs:
+        return
+    if not isinstance(xargs, dict):
+        raise ValueError("vllm_xargs must be an object")
+    xargs = {k: v for k, v in xargs.items() if k not in RESERVED_XARGS}
+    thread_id = _check_id(xargs["thread_id"], "vllm_xargs.thread_id") if "thread_id" in xargs else None
+    parents = xargs.get("parent_thread_ids")
+    if parents is not None:
+        if isinstance(parents, str):
+            parents = [p for p in parents.split(",") if p]
+        if not isinstance(parents, list) or len(parents) > MAX_PARENTS:
+            raise ValueError(f"vllm_xargs.parent_thread_ids must be a list of at most {MAX_PARENTS} thread ids")
+        parents = [_check_id(p, "a parent thread id") for p in parents]
+        if thread_id is not None and thread_id in parents:
+            raise ValueError("a thread cannot be its own parent")
+        xargs["parent_thread_ids"] = parents
+    if thread_id is not None:
+        xargs["thread_id"] = thread_id
+    body.vllm_xargs = xargs
+
+
 class AutellixIngress(OpenAiIngress):
+    async def chat(self, body: ChatCompletionRequest, request: Request):
+        self._check(body, request)
+        return await super().chat(body, request)
+
+    async def completions(self, body: CompletionRequest, request: Request):
+        self._check(body, request)
+        return await super().completions(body, request)
+
+    @staticmethod
+    def _check(body: Any, request: Request) -> None:
+        try:
+            check_call(body, request.headers.get("x-session-id"))
+        except ValueError as e:
+            raise OpenAIHTTPException(400, str(e), "BadRequestError") from None
+
+    async def _get_response(self, *, body: Any, call_method: str, raw_request: Request | None = None):
+        """Ray Serve LLM's call path, retried on another replica if its replica died first."""
+        for attempt in range(MAX_ATTEMPTS):
+            started = False
+            try:
+                async for response in super()._get_response(
+                    body=body, call_method=call_method, raw_request=raw_request
+                ):
+                    started = True
+                    yield response
+                return
+            except BackPressureError as e:
+                raise OpenAIHTTPException(503, f"engines at capacity ({e}); retry", "ServiceUnavailable") from None
+            except (*REPLICA_FAILURES, DeploymentUnavailableError) as e:
+                if started or attempt == MAX_ATTEMPTS - 1:
+                    raise OpenAIHTTPException(
+                        503, f"engine replica failed ({type(e).__name__}); retry", "ServiceUnavailable"
+                    ) from None
+                count_ingress("retried")
+                await asyncio.sleep(0.25 * 2**attempt)
+
     async def _table_call(self, method: str, *args: Any) -> Any:
         table = ray.get_actor(PROGRAM_TABLE_NAME, namespace=NAMESPACE)
         return await asyncio.wait_for(getattr(table, method).remote(*args), TABLE_TIMEOUT_S)

@@ -59,3 +59,21 @@ def record_call(report: dict) -> None:
                       ("demotions", "num_demotions"), ("recomputed", "num_recomputed_tokens")):
         if report.get(name):
             m[key].inc(int(report[name]))
+
+
+@cache
+def ingress_metrics() -> dict:
+    return {
+        "retried": Counter("autellix_ingress_retried_calls_total",
+                           "Calls retried on another replica because theirs died before answering"),
+        "rejected": Counter("autellix_ingress_rejected_total", "Requests turned away at the ingress by reason",
+                            tag_keys=("reason",)),
+    }
+
+
+def count_ingress(name: str, reason: str | None = None) -> None:
+    """Count an ingress event (no-op outside a Ray worker, e.g. in unit tests)."""
+    import ray
+
+    if ray.is_initialized():
+        ingress_metrics()[name].inc(1, tags={"reason": reason} if reason else None)

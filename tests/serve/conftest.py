@@ -12,6 +12,8 @@ import pytest
 pytestmark = pytest.mark.serve
 
 HTTP_PORT = 8000
+API_KEYS = ("key-a", "key-b", "tree-key")  # the app checks Authorization: Bearer <one of these>
+MAX_PENDING_CALLS = 64  # calls in flight at the ingress before 429 (test_reliability overloads it)
 METRICS_PORTS = (8089, 8090)  # one metrics agent per Ray node
 
 
@@ -56,6 +58,8 @@ def serve_app(tiny_model_path):
         "model_source": tiny_model_path,
         "num_replicas": 2,
         "short_prompt_tokens": 64,
+        "api_keys": list(API_KEYS),
+        "max_pending_calls": MAX_PENDING_CALLS,
         "policy_settings": {"boundaries_s": [0.0, 0.05, 0.1, 0.2, 0.4, 0.8]},
         "engine_kwargs": {
             "dtype": "float32",
@@ -81,7 +85,8 @@ def _wait_healthy(url: str, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=5) as r:
+            request = urllib.request.Request(url, headers={"authorization": f"Bearer {API_KEYS[0]}"})
+            with urllib.request.urlopen(request, timeout=5) as r:
                 if r.status == 200:
                     return
         except Exception:

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.serve
 
 @pytest.fixture(scope="module")
 def client(serve_app):
-    return OpenAI(base_url=f"{serve_app}/v1", api_key="unused")
+    return OpenAI(base_url=f"{serve_app}/v1", api_key="key-a")
 
 
 def table():
@@ -68,11 +68,11 @@ def test_chat_streaming_and_header_session(client, serve_app):
 
 
 def test_program_start_inspect_end(serve_app):
-    with httpx.Client(base_url=serve_app, timeout=30) as http:
+    with httpx.Client(base_url=serve_app, timeout=30, headers={"authorization": "Bearer key-a"}) as http:
         started = http.post("/v1/programs").json()
         pid = started["program_id"]
         assert pid.startswith("prog-") and len(pid) > 20  # server-assigned, unguessable
-        c = OpenAI(base_url=f"{serve_app}/v1", api_key="unused")
+        c = OpenAI(base_url=f"{serve_app}/v1", api_key="key-a")
         for step in range(3):
             c.completions.create(
                 model="tiny", prompt=f"step {step}", max_tokens=4,
@@ -103,7 +103,7 @@ def test_long_context_program_stays_on_one_replica_while_short_calls_spread(serv
     long_prompt = "context " * 60  # ~120 estimated tokens > short_prompt_tokens (64)
 
     async def run():
-        c = AsyncOpenAI(base_url=f"{serve_app}/v1", api_key="unused")
+        c = AsyncOpenAI(base_url=f"{serve_app}/v1", api_key="key-a")
         longs = [
             c.completions.create(model="tiny", prompt=long_prompt + str(i), max_tokens=4,
                                  extra_body={"session_id": "pinned-prog"})

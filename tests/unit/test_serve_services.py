@@ -111,3 +111,31 @@ def test_begin_calls_batches_arrivals():
     svc = ProgramTableService(clock=Clock())
     states = svc.begin_calls([("a", "t", []), ("b", "t", []), ("a", "u", ["t"])])
     assert len(states) == 3 and svc.get_program("a")["num_calls"] == 2
+
+
+def test_a_restarted_table_restores_rows_owners_and_pins_from_its_checkpoint():
+    from autellix_ray.serve.program_table import MemoryStore
+
+    clock, store = Clock(), MemoryStore()
+    svc = ProgramTableService(clock=clock, store=store, checkpoint_interval_s=1.0)
+    pid = svc.start_program(owner="alice")["program_id"]  # lifecycle ops checkpoint at once
+    svc.begin_calls([(pid, "main", [])])
+    svc.set_pin("later", "engine-1")
+    clock.now = 0.5
+    svc.report_calls([report(pid, service=2.0)])  # inside the interval: not yet written
+    restarted = ProgramTableService(clock=clock, store=store)
+    assert restarted.restored_programs == 1 and restarted.get_program(pid, "alice")["service_s"] == 0.0
+    with pytest.raises(PermissionError):
+        restarted.get_program(pid, "mallory")  # ownership survives the restart
+    clock.now = 1.5
+    svc.report_calls([report(pid, "t2", service=1.0)])  # interval passed: written
+    restarted = ProgramTableService(clock=clock, store=store)
+    assert restarted.get_program(pid, "alice")["service_s"] == 3.0
+    assert restarted.pending_pins == {"later": "engine-1"}
+    assert restarted.stats()["restored_programs"] == 1 and svc.stats()["num_checkpoints"] >= 2
+
+
+def test_a_table_without_a_store_never_checkpoints():
+    svc = ProgramTableService(clock=Clock())
+    svc.start_program("p")
+    assert svc.checkpoint() == 0 and svc.num_checkpoints == 0
