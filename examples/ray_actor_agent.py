@@ -2,6 +2,9 @@
 
     (see deployments/local-cpu.yaml: ray start --head --num-cpus 8, then serve run it)
     RAY_AUTH_MODE=disabled .venv/bin/python examples/ray_actor_agent.py
+
+Every example takes ``--via actor`` to do the same for its agent; this file shows the
+few lines it takes (``autellix_ray.agents.agent_actor_class`` is the reusable version).
 """
 
 import ray

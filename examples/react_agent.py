@@ -1,27 +1,25 @@
-"""A ReAct agent (model -> tool -> model ...) as a plain OpenAI-client program.
+"""A ReAct agent (model -> tool -> model ...) with real local tools: a calculator, a regex
+file search over a folder, a small key-value store.
 
-    (see deployments/local-cpu.yaml: ray start --head --num-cpus 8, then serve run it)
-    .venv/bin/python examples/react_agent.py --url http://127.0.0.1:8000
+Against the app of deployments/local-cpu.yaml (ray start --head --num-cpus 8; serve run it):
+
+    .venv/bin/python examples/react_agent.py                        # OpenAI client over HTTP
+    .venv/bin/python examples/react_agent.py --via actor            # in a Ray actor, deployment handles
+    .venv/bin/python examples/react_agent.py --scripted             # lengths and tool delays from a trace program
+    .venv/bin/python examples/react_agent.py --trace docs/results/live_trace.jsonl --program react-0-0001
+    .venv/bin/python examples/react_agent.py --free-tools           # real model: run the TOOL: line it writes
 """
 
-import argparse
-import asyncio
+import sys
+from pathlib import Path
 
-from autellix_ray.agents import react_agent
-from autellix_ray.client import HTTPProgram
-
-
-async def main(url: str, steps: int) -> None:
-    async with await HTTPProgram.start(url) as program:
-        result = await react_agent(program, steps=steps)
-        row = await program.row()
-        print(f"program {program.program_id}: {result['calls']} calls, service {row['service_s']:.2f} s, "
-              f"wait {row['wait_s']:.2f} s")
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--url", default="http://127.0.0.1:8000")
-    parser.add_argument("--steps", type=int, default=4)
-    a = parser.parse_args()
-    asyncio.run(main(a.url, a.steps))
+    p = _common.parser(__doc__)
+    p.add_argument("--steps", type=int, default=4)
+    p.add_argument("--folder", default=str(Path(__file__).resolve().parents[1] / "autellix_ray"))
+    p.add_argument("--free-tools", action="store_true", help="parse TOOL: name(arg) from the reply (real models)")
+    a = p.parse_args()
+    _common.run(a, "react", steps=a.steps, folder=a.folder, scripted=not a.free_tools)

@@ -1,27 +1,20 @@
-"""A LATS-style tree search: parallel expansions as threads with parents (ATLAS uses them).
+"""A LATS-style tree search: parallel expansions as threads with parents (ATLAS uses them),
+a value call per child, the best child is expanded next.
 
-    .venv/bin/python examples/tree_search.py --url http://127.0.0.1:8000
+    .venv/bin/python examples/tree_search.py                  # OpenAI client over HTTP
+    .venv/bin/python examples/tree_search.py --via actor      # in a Ray actor, deployment handles
+    .venv/bin/python examples/tree_search.py --scripted       # lengths and delays from a trace program
 """
 
-import argparse
-import asyncio
+import sys
+from pathlib import Path
 
-from autellix_ray.agents import tree_search_agent
-from autellix_ray.client import HTTPProgram
-
-
-async def main(url: str, depth: int, width: int) -> None:
-    async with await HTTPProgram.start(url) as program:
-        result = await tree_search_agent(program, depth=depth, width=width)
-        row = await program.row()
-        print(f"program {program.program_id}: {result['calls']} calls, best leaf {result['best_leaf']}, "
-              f"critical path {row['critical_path_s']:.2f} s of {row['service_s']:.2f} s service")
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--url", default="http://127.0.0.1:8000")
-    parser.add_argument("--depth", type=int, default=2)
-    parser.add_argument("--width", type=int, default=3)
-    a = parser.parse_args()
-    asyncio.run(main(a.url, a.depth, a.width))
+    p = _common.parser(__doc__)
+    p.add_argument("--depth", type=int, default=2)
+    p.add_argument("--width", type=int, default=3)
+    a = p.parse_args()
+    _common.run(a, "lats", depth=a.depth, width=a.width)

@@ -53,6 +53,9 @@ class HandleProgram(Program):
         return await table.end_program.remote(self.program_id, None)
 
     def _body(self, thread: Thread, **fields: Any) -> dict[str, Any]:
+        # ``extra_body`` (the openai client's way to send vLLM fields such as ``ignore_eos``)
+        # holds request fields: merge them, as the HTTP server would see them.
+        fields.update(fields.pop("extra_body", None) or {})
         return {"model": self.model, **fields, **program_fields(self.program_id, thread.thread_id, thread.parents)}
 
     async def _call(self, method: str, request: Any) -> AsyncIterator[Any]:
