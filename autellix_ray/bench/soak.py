@@ -43,19 +43,22 @@ def _rss_mb(pid: int) -> float:
 
 
 def _actor_pids() -> dict[str, int]:
-    from ray.util.state import list_actors
+    """Live actors' pids from the GCS (``ray.util.state`` would need the dashboard)."""
+    from ray._private import state
 
     pids = {}
-    for a in list_actors(filters=[("state", "=", "ALIVE")], limit=1000):
-        name = a.name or ""
+    for a in state.actors().values():
+        name, pid = a.get("Name") or "", a.get("Pid")
+        if a.get("State") != "ALIVE" or not pid:
+            continue
         if name == "autellix-program-table":
-            pids["program_table"] = a.pid
+            pids["program_table"] = pid
         elif name == "autellix-router":
-            pids["router"] = a.pid
+            pids["router"] = pid
         elif name.startswith("SERVE_REPLICA::") and "Ingress" not in name:
-            pids["replica-" + name.rsplit("#", 1)[-1][:8]] = a.pid
+            pids["replica-" + name.rsplit("#", 1)[-1][:8]] = pid
         elif name.startswith("SERVE_REPLICA::"):
-            pids["ingress"] = a.pid
+            pids["ingress"] = pid
     return pids
 
 
@@ -67,13 +70,18 @@ async def _drive(base: str, minutes: float, concurrency: int, counts: dict, stop
             while not stop.is_set():
                 pid = f"soak-{i}-{time.monotonic_ns()}"
                 for step in range(4):
-                    r = await client.post("/v1/completions", json={
-                        "model": "tiny", "prompt": f"{pid} step {step} " + "ctx " * (10 * step),
-                        "max_tokens": 32, "ignore_eos": True, "session_id": pid})
-                    counts[str(r.status_code)] = counts.get(str(r.status_code), 0) + 1
-                    if r.status_code == 429:
+                    while True:  # a rejected call is retried after Retry-After, as a client would
+                        r = await client.post("/v1/completions", json={
+                            "model": "tiny", "prompt": f"{pid} step {step} " + "ctx " * (10 * step),
+                            "max_tokens": 32, "ignore_eos": True, "session_id": pid})
+                        counts[str(r.status_code)] = counts.get(str(r.status_code), 0) + 1
+                        if r.status_code != 429 or stop.is_set():
+                            break
                         await asyncio.sleep(float(r.headers.get("retry-after", 1)))
-                counts["programs"] = counts.get("programs", 0) + 1
+                    if r.status_code != 200:
+                        break
+                else:
+                    counts["programs_completed"] = counts.get("programs_completed", 0) + 1
 
         await asyncio.gather(*(program(i) for i in range(concurrency)))
 
@@ -87,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
 
+    import logging
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
     import ray
