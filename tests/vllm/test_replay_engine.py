@@ -109,3 +109,22 @@ def test_routers_place_calls_and_pins_keep_prefix_locality(tiny_model_path):
         assert all(e["num_steps"] > 0 for e in r.engines)
         hits[router] = summarize(r)["prefix_hit_rate"]
     assert hits["autellix"] > hits["round_robin"] + 0.2
+
+
+def test_swap_policy_resumes_preempted_calls_without_recomputing_and_pays_pcie_time(tiny_model_path):
+    config = EngineConfig(max_num_seqs=2, max_num_batched_tokens=2048, max_model_len=4096, num_gpu_blocks=2000)
+    heavy = [chain(f"heavy{i}", 0.0, [(512, 300), (32, 300)]) for i in range(2)]
+    light = [chain(f"light{i}", 0.2 + 0.01 * i, [(32, 10)]) for i in range(6)]
+    w = workload(*heavy, *light)
+    fast = {"boundaries_s": (0.0, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6), "beta": None}
+    runs = {name: replay(w, get_policy(name).with_settings(**fast), engine_config=config,
+                         model_path=tiny_model_path) for name in ("plas", "plas-swap")}
+    recompute, swap = runs["plas"].engines[0], runs["plas-swap"].engines[0]
+    assert recompute["num_preemptions"] >= 1 and swap["num_preemptions"] >= 1
+    assert recompute["swapped_blocks"] == 0 and swap["swapped_blocks"] > 0 and swap["swap_s"] > 0
+    admitted = 2 * (512 + 812 + 32) + 6 * 32  # every prompt once (heavy turn 2 = turn 1 + reply + 32)
+    assert swap["prefill_tokens"] < recompute["prefill_tokens"]
+    assert swap["prefill_tokens"] <= admitted  # nothing recomputed (prefix hits only lower it)
+    generated = {name: sum(p.decode_tokens for p in r.programs) for name, r in runs.items()}
+    assert generated["plas"] == generated["plas-swap"]  # the same tokens, only the KV's path differs
+    assert all(math.isfinite(p.finish_s) for p in runs["plas-swap"].programs)

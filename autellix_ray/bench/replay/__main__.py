@@ -106,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="worker processes")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workload", action="append", help="only these workloads (repeatable)")
+    parser.add_argument("--swap", action="store_true",
+                        help="also run our policy with KV swap on preemption (plas-swap / atlas-swap)")
     parser.add_argument("--no-multi", action="store_true", help="skip the multi-engine experiment")
     parser.add_argument("--multi-only", action="store_true", help="only the multi-engine experiment")
     parser.add_argument("--verbose", action="store_true", help="print one line per finished run")
@@ -119,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             parser.error(f"unknown workload(s) {sorted(unknown)}")
         plan = Plan(**{**plan.__dict__, "workloads": tuple(w for w in plan.workloads if w.name in args.workload)})
+    if args.swap:
+        plan = Plan(**{**plan.__dict__, "workloads": tuple(
+            type(w)(**{**w.__dict__, "policies": (*w.policies, f"{w.ours}-swap")}) for w in plan.workloads)})
     if args.no_multi:
         plan = Plan(**{**plan.__dict__, "multi": None})
     if args.multi_only:

@@ -27,6 +27,11 @@ Llama-3.1's 128K context):
 - ``plas`` / ``atlas``: our plugin with PLAS / ATLAS, prefix caching ON.
 - ``srpt``: our plugin with the clairvoyant SRPT oracle: each call carries
   ``remaining_s`` (see ``engine.remaining_service``), prefix caching ON.
+- ``plas-swap`` / ``atlas-swap``: ``plas`` / ``atlas`` with the swap connector
+  (``autellix_ray.vllm.swap_connector``, its scheduler side, unchanged): a preempted call's
+  KV goes to a host pool of ``EngineConfig.swap_host_pool_gib`` and is loaded back on
+  resume instead of recomputed; each step is charged the PCIe time of its swaps
+  (``PcieSwapModel.swap_time_s``, one batched transfer per call and direction).
 
 Plugin parameters (queue boundaries, beta, ``max_preemptions_per_step``) are the plugin's
 defaults unless a sweep overrides them (``PolicySpec.with_settings``).
@@ -54,6 +59,7 @@ class EngineConfig:
     max_num_batched_tokens: int = 8192
     max_model_len: int = 32768
     num_gpu_blocks: int | None = None  # None: what the preset's GPU holds (see module header)
+    swap_host_pool_gib: float = 64.0  # pinned host memory for swapped KV (swap policies only)
 
     @property
     def cost_model(self) -> CostModel:
@@ -76,6 +82,7 @@ class EngineConfig:
             "max_num_batched_tokens": self.max_num_batched_tokens,
             "max_model_len": self.max_model_len,
             "enable_chunked_prefill": True,
+            "swap_host_pool_gib": self.swap_host_pool_gib,
         }
 
 
@@ -85,6 +92,7 @@ class PolicySpec:
     autellix_policy: str | None  # None: vLLM's stock Scheduler
     prefix_caching: bool = True
     settings: dict[str, Any] = field(default_factory=dict)  # plugin settings (see vllm/settings.py)
+    swap: bool = False  # preempted calls' KV swapped to host memory (the swap connector)
 
     @property
     def clairvoyant(self) -> bool:
@@ -102,6 +110,7 @@ class PolicySpec:
             "prefix_caching": self.prefix_caching,
             "chunked_prefill": True,
             "settings": dict(self.settings),
+            "swap": self.swap,
         }
 
 
@@ -112,6 +121,8 @@ POLICIES: dict[str, PolicySpec] = {
     "plas": PolicySpec("plas", "plas"),
     "atlas": PolicySpec("atlas", "atlas"),
     "srpt": PolicySpec("srpt", "srpt"),
+    "plas-swap": PolicySpec("plas-swap", "plas", swap=True),
+    "atlas-swap": PolicySpec("atlas-swap", "atlas", swap=True),
 }
 
 

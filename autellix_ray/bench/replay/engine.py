@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autellix_ray.bench.cost_model import CostModel
+from autellix_ray.bench.cost_model import PCIE4_X16, CostModel
 from autellix_ray.bench.replay.config import BLOCK_SIZE, EngineConfig, PolicySpec, get_policy
 from autellix_ray.bench.replay.prompts import ProgramPrompts, SharedPrefixes
 from autellix_ray.bench.workloads.model import ProgramSpec, Workload
@@ -61,7 +61,7 @@ def default_model_path() -> str:
 def build_scheduler(model_path: str, policy: PolicySpec, config: EngineConfig):
     """A vLLM scheduler over a fake KV cache of ``config.blocks`` blocks (no model, no GPU)."""
     import torch
-    from vllm.config import CacheConfig, ModelConfig, SchedulerConfig, VllmConfig
+    from vllm.config import CacheConfig, KVTransferConfig, ModelConfig, SchedulerConfig, VllmConfig
     from vllm.v1.core.sched.scheduler import Scheduler
     from vllm.v1.kv_cache_interface import FullAttentionSpec, KVCacheConfig, KVCacheGroupSpec
     from vllm.v1.structured_output import StructuredOutputManager
@@ -82,6 +82,7 @@ def build_scheduler(model_path: str, policy: PolicySpec, config: EngineConfig):
         model_config=ModelConfig(model=model_path, dtype="float32", seed=0, max_model_len=config.max_model_len),
         cache_config=CacheConfig(block_size=BLOCK_SIZE, enable_prefix_caching=policy.prefix_caching),
         additional_config=kwargs.get("additional_config", {}),
+        kv_transfer_config=KVTransferConfig(**_swap_config(config)) if policy.swap else None,
     )
     blocks = config.blocks
     kv_cache_config = KVCacheConfig(
@@ -107,6 +108,23 @@ def build_scheduler(model_path: str, policy: PolicySpec, config: EngineConfig):
     return scheduler
 
 
+FAKE_KV_BYTES_PER_BLOCK = BLOCK_SIZE * 1 * (64 + 64) * 4  # the fake layer of build_scheduler: 1 KV head of 64, float32
+
+
+def _swap_config(config: EngineConfig) -> dict[str, Any]:
+    """The swap connector's ``kv_transfer_config``, its pool scaled to the fake KV layout.
+
+    The replay's KV cache has one tiny fake layer; the pool bound is set so it holds as many
+    blocks as ``swap_host_pool_gib`` holds of the real model's blocks.
+    """
+    from autellix_ray.vllm.swap_connector import swap_kv_transfer_config
+
+    cm = config.cost_model
+    real_block_bytes = BLOCK_SIZE * cm.model.kv_bytes_per_token(cm.tp)
+    pool_blocks = int(config.swap_host_pool_gib * 2**30 // real_block_bytes)
+    return swap_kv_transfer_config(pool_bytes=pool_blocks * FAKE_KV_BYTES_PER_BLOCK)
+
+
 @dataclass
 class EngineStats:
     num_steps: int = 0
@@ -116,6 +134,8 @@ class EngineStats:
     admitted_prompt_tokens: int = 0  # prompt tokens of calls at their first admission
     prefix_hit_tokens: int = 0  # of those, prefix-cache hits
     num_preemptions: int = 0
+    swapped_blocks: int = 0  # out and in (swap policies)
+    swap_s: float = 0.0  # PCIe time charged for them
     max_running: int = 0
     batch_tokens_sum: int = 0
 
@@ -203,6 +223,14 @@ class SimEngine:
                 pairs += n * c + n * (n + 1) // 2
                 p_kv += c + 2 * n
         cost = self.cost_model.step_cost_totals(p_tok, p_seqs, pairs, p_kv, d_seqs, d_ctx).total_s
+        swaps = getattr(out.kv_connector_metadata, "swap_outs", None)
+        if swaps is not None:  # the swap connector's work this step: outs before, ins inside the step
+            for op in (*swaps, *out.kv_connector_metadata.swap_ins):
+                if op.block_ids and getattr(op, "entry_id", 0) >= 0:
+                    stats.swapped_blocks += len(op.block_ids)
+                    t = PCIE4_X16.swap_time_s(self.cost_model, len(op.block_ids), BLOCK_SIZE)
+                    stats.swap_s += t
+                    cost += t
         stats.num_steps += 1
         stats.busy_s += cost
         stats.prefill_tokens += p_tok

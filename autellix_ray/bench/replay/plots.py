@@ -19,6 +19,8 @@ STYLE = {
     "plas": ("tab:green", "^", "PLAS (ours)"),
     "atlas": ("tab:red", "v", "ATLAS (ours)"),
     "srpt": ("black", "*", "SRPT oracle"),
+    "plas-swap": ("tab:olive", "^", "PLAS + swap (ours)"),
+    "atlas-swap": ("tab:pink", "v", "ATLAS + swap (ours)"),
 }
 ROUTER_STYLE = {
     "round_robin": ("tab:gray", "x"),

@@ -8,7 +8,8 @@ from typing import Any
 
 from autellix_ray.bench.replay.results import PAPER
 
-LABEL = {"vllm": "vLLM", "vllm-opt": "vLLM-opt", "mlfq": "MLFQ", "plas": "PLAS", "atlas": "ATLAS", "srpt": "SRPT"}
+LABEL = {"vllm": "vLLM", "vllm-opt": "vLLM-opt", "mlfq": "MLFQ", "plas": "PLAS", "atlas": "ATLAS", "srpt": "SRPT",
+         "plas-swap": "PLAS+swap", "atlas-swap": "ATLAS+swap"}
 
 METHOD = """\
 ## What is measured
