@@ -14,9 +14,11 @@ import time
 import httpx
 import pytest
 import ray
+import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openai import AsyncOpenAI
+from schemathesis.checks import not_a_server_error
 
 from autellix_ray.serve.program_table import NAMESPACE, PROGRAM_TABLE_NAME
 from autellix_ray.serve.router import ROUTER_NAME
@@ -151,6 +153,34 @@ def test_fuzzed_program_ids_and_sampling_fields_never_give_a_5xx(
     else:
         body["prompt"] = "hi"
         bad_input(http.post("/v1/completions", json=body))
+
+
+SERVED = r"^/v1/(completions|chat/completions|models.*|programs.*)$"  # what this deployment serves
+
+
+def test_schemathesis_on_the_openapi_schema_never_gives_a_5xx(serve_app):
+    """Bodies, paths and parameters generated from the app's own OpenAPI schema, per operation.
+
+    (schemathesis 4's pytest plugin does not load under pytest 9, so its strategies are run
+    with hypothesis directly.)
+    """
+    schema = schemathesis.openapi.from_url(f"{serve_app}/openapi.json", headers=AUTH).include(path_regex=SERVED)
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 6, [op.label for op in operations]
+    bad = RESULTS["bad_inputs"]
+    for operation in operations:
+        @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
+                  database=None)
+        @given(case=operation.as_strategy())
+        def call(case):
+            response = case.call(headers=AUTH, timeout=120)
+            bad["schemathesis_cases"] = bad.get("schemathesis_cases", 0) + 1
+            if response.status_code >= 500:
+                bad["status_5xx"] += 1
+            case.validate_response(response, checks=[not_a_server_error])
+
+        call()
+    bad["schemathesis_operations"] = [op.label for op in operations]
 
 
 # -- overload ----------------------------------------------------------------------------
