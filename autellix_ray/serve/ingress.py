@@ -51,6 +51,7 @@ TABLE_TIMEOUT_S = 5.0
 MAX_PARENTS = 64
 MAX_ATTEMPTS = 6  # a call whose replica died is retried on another (backoff 0.25 s, doubling)
 RESERVED_XARGS = ("program_id", "program_service_s", "program_critical_path_s", "program_wait_s", "remaining_s")
+CLIENT_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError)
 REPLICA_FAILURES = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError)
 
 
@@ -79,6 +80,10 @@ def _check_id(value: Any, what: str) -> str:
 
 def check_call(body: Any, session_header: str | None) -> None:
     """Validate a call's program/thread fields in place (ValueError: a 400 for the client)."""
+    for i, message in enumerate(getattr(body, "messages", None) or ()):
+        role = message.get("role") if isinstance(message, dict) else getattr(message, "role", None)
+        if not isinstance(role, str):  # the schema lets it through; vLLM's renderer would KeyError (a 500)
+            raise ValueError(f"messages[{i}] needs a string 'role'")
     session_id = getattr(body, "session_id", None)
     if session_id is not None:
         _check_id(session_id, "session_id")
@@ -133,6 +138,14 @@ class AutellixIngress(OpenAiIngress):
                     started = True
                     yield response
                 return
+            except ray.exceptions.RayTaskError as e:
+                # vLLM's own OpenAI server answers 400 for ValueError/TypeError raised while it
+                # prepares a request; some of its request checks raise KeyError/IndexError too
+                if not started and isinstance(e.cause, CLIENT_ERRORS):
+                    raise OpenAIHTTPException(
+                        400, f"invalid request ({type(e.cause).__name__}: {e.cause})", "BadRequestError"
+                    ) from None
+                raise
             except BackPressureError as e:
                 raise OpenAIHTTPException(503, f"engines at capacity ({e}); retry", "ServiceUnavailable") from None
             except (*REPLICA_FAILURES, DeploymentUnavailableError) as e:

@@ -116,3 +116,12 @@ def test_error_bodies_that_are_not_openai_shaped_are_rewritten():
     assert int(r.headers["content-length"]) == len(r.content)
     r = client.get("/down")  # {"error": {}} is already OpenAI-shaped: kept as is
     assert r.json() == {"error": {}}
+
+
+def test_chat_messages_without_a_role_are_rejected():
+    body = Body()
+    body.messages = [{"role": "user", "content": "hi"}, {"author": "x", "content": "no role"}]
+    with pytest.raises(ValueError, match=r"messages\[1\]"):
+        check_call(body, None)
+    body.messages = [{"role": "user", "content": "hi"}]
+    check_call(body, None)
