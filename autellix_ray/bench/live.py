@@ -60,6 +60,7 @@ import numpy as np
 
 from autellix_ray.agents import LiveMix, live_workload, run_population, with_rate
 from autellix_ray.bench.workloads.model import Workload
+from autellix_ray.demo import _wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEMS = ("stock", "autellix")
@@ -318,20 +319,6 @@ def _app_args(cfg: LiveConfig, system: str, model_path: str) -> dict[str, Any]:
     if system == "autellix":
         args.update(policy=cfg.policy, policy_settings=dict(cfg.policy_settings))
     return args
-
-
-def _wait_ready(url: str, timeout_s: float = 600) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(2)
-    raise TimeoutError(f"{url} not ready after {timeout_s} s")
 
 
 def _warm_up(base_url: str) -> None:
