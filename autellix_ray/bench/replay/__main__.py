@@ -108,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workload", action="append", help="only these workloads (repeatable)")
     parser.add_argument("--swap", action="store_true",
                         help="also run our policy with KV swap on preemption (plas-swap / atlas-swap)")
+    parser.add_argument("--preset", help="cost-model preset (GPU/model) instead of the A100-80GB / Llama-3.1-8B "
+                        "default, e.g. a100-40gb/llama-3.1-8b; the KV cache is what that GPU holds")
     parser.add_argument("--no-multi", action="store_true", help="skip the multi-engine experiment")
     parser.add_argument("--multi-only", action="store_true", help="only the multi-engine experiment")
     parser.add_argument("--verbose", action="store_true", help="print one line per finished run")
@@ -124,6 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.swap:
         plan = Plan(**{**plan.__dict__, "workloads": tuple(
             type(w)(**{**w.__dict__, "policies": (*w.policies, f"{w.ours}-swap")}) for w in plan.workloads)})
+    if args.preset:
+        from autellix_ray.bench.cost_model import PRESETS
+
+        if args.preset not in PRESETS:
+            parser.error(f"unknown preset {args.preset!r}; choose one of {sorted(PRESETS)}")
+        plan = Plan(**{**plan.__dict__, "engine": dataclasses.replace(plan.engine, preset=args.preset)})
     if args.no_multi:
         plan = Plan(**{**plan.__dict__, "multi": None})
     if args.multi_only:

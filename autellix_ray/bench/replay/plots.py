@@ -57,12 +57,17 @@ def plot_latency(doc: dict[str, Any], path: Path, metric: str = "mean_ms_per_tok
                 ax.axhline(value, color="0.6", linestyle="--", linewidth=0.8)
                 ax.text(0, value, f" {key}", va="bottom", ha="left", fontsize=7, color="0.4")
         ax.set_yscale("log")
+        rates = [r for r in sec["rates"] if r > 0]
+        if rates:  # the burst is 10-60x the other rates: linear up to the lowest, log beyond
+            ax.set_xscale("symlog", linthresh=min(rates))
+            ax.set_xlim(left=0)
         ax.set_title(f"{name} ({sec['num_programs']} programs)")
-        ax.set_xlabel("arrival rate (programs/s)")
+        ax.set_xlabel("arrival rate (programs/s; 0 = unloaded)")
         ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7, loc="upper left")
     axes[0][0].set_ylabel(("mean" if metric.startswith("mean") else "P99") + " latency per token (ms)")
-    axes[0][-1].legend(fontsize=7, loc="upper left")
-    fig.suptitle("Replay through vLLM 0.32's scheduler, A100-80GB / Llama-3.1-8B cost model", fontsize=10)
+    cm = doc["cost_model"]
+    fig.suptitle(f"Replay through vLLM 0.32's scheduler, {cm['gpu']} / {cm['model']} cost model", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
