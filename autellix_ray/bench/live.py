@@ -425,6 +425,17 @@ def write_outputs(results: dict[str, Any], out_dir: Path) -> None:
     write_markdown(results, out_dir / "live.md", figures)
 
 
+def _key_value(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` with VALUE parsed as JSON when it is JSON (numbers, lists), else a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -439,6 +450,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--http-port", type=int, default=8100)
     p.add_argument("--metrics-port", type=int, default=8190)
     p.add_argument("--temp-dir", default="/tmp/ray_live")
+    p.add_argument("--engine-limit", action="append", default=[], metavar="KEY=VALUE", type=_key_value,
+                   help="override an engine limit for both systems (repeatable), e.g. max_num_seqs=2")
+    p.add_argument("--policy-setting", action="append", default=[], metavar="KEY=VALUE", type=_key_value,
+                   help="override an autellix-ray policy setting (repeatable), e.g. max_preemptions_per_step=0")
     p.add_argument("--render", metavar="LIVE_JSON", help="only redraw figures and live.md from a results file")
     a = p.parse_args(argv)
     if a.render:
@@ -456,6 +471,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         cfg.num_programs = a.programs
     if a.unloaded_programs is not None:
         cfg.unloaded_programs = a.unloaded_programs
+    cfg.engine_limits.update(a.engine_limit)
+    cfg.policy_settings.update(a.policy_setting)
     cfg.unloaded_programs = min(cfg.unloaded_programs, cfg.num_programs)
     results = run(cfg, argv)
     print(json.dumps({"knee": results.get("knee"), "summary": results.get("summary")}, indent=1))

@@ -76,3 +76,22 @@ def test_client_rejects_unknown_parents(serve_app):
     program.thread("a")
     with pytest.raises(ValueError, match="unknown parent"):
         program.thread("b", parents=["nope"])
+
+
+def test_shipped_agent_actor_runs_a_scripted_tree_search_over_handles(serve_app):
+    """The examples' AgentActor (``--via actor``): a scripted LATS program over deployment handles
+    issues exactly its trace's calls, with the trace's thread tree, and ends the program."""
+    from autellix_ray.agents import agent_actor_class, live_workload
+    from autellix_ray.bench.workloads.trace import program_to_json
+
+    spec = next(p for p in live_workload(20, 1.0, seed=0).programs if p.workload == "lats")
+    actor = agent_actor_class().remote()
+    ray.get(actor.warm_up.remote(app_name="autellix"), timeout=120)
+    result = ray.get(actor.run.remote("lats", app_name="autellix", spec=program_to_json(spec)), timeout=180)
+    assert result["agent"] == "lats" and result["latency_s"] > 0
+    final = result["final"]  # the program table's row, returned by end()
+    expected: dict[str, list[str]] = {}
+    for call in spec.calls:  # a thread's parents are named by its first call
+        expected.setdefault(call.thread_id, list(call.parent_thread_ids))
+    assert {t: list(v["parent_thread_ids"]) for t, v in final["threads"].items()} == expected
+    assert final["num_calls"] == spec.num_calls

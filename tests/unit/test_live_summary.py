@@ -2,6 +2,8 @@
 
 import math
 
+import pytest
+
 from autellix_ray.bench.live import latency_stats, metric_delta, summarise, throughput_at
 
 
@@ -52,3 +54,16 @@ def test_latency_stats_and_metric_delta():
     key = ("ray_vllm:num_preemptions_total", (("engine", "0"),))
     hits = ("ray_vllm:prefix_cache_hits_total", ())
     assert metric_delta({key: 2.0}, {key: 5.0, hits: 7.0}) == {"num_preemptions": 3.0, "prefix_cache_hits": 7.0}
+
+
+def test_key_value_overrides_parse_json_values_and_reject_malformed_text():
+    import argparse
+
+    from autellix_ray.bench.live import _key_value
+
+    assert _key_value("max_num_seqs=2") == ("max_num_seqs", 2)
+    assert _key_value("boundaries_s=[0, 0.5]") == ("boundaries_s", [0, 0.5])
+    assert _key_value("dtype=bfloat16") == ("dtype", "bfloat16")
+    for bad in ("max_num_seqs", "=2"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            _key_value(bad)
