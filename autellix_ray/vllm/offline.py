@@ -13,7 +13,7 @@ import itertools
 import zlib
 
 import torch
-from vllm.config import CacheConfig, ModelConfig, SchedulerConfig, VllmConfig
+from vllm.config import CacheConfig, KVTransferConfig, ModelConfig, SchedulerConfig, VllmConfig
 from vllm.sampling_params import SamplingParams
 from vllm.utils.hashing import sha256
 from vllm.v1.core.kv_cache_utils import get_request_block_hasher, init_none_hash
@@ -51,9 +51,11 @@ def make_scheduler(
     max_model_len: int = 2048,
     num_blocks: int = 1000,
     enable_prefix_caching: bool = True,
+    kv_transfer_config: dict | None = None,
     **settings,
 ) -> Scheduler:
-    """A scheduler over a fake KV cache of ``num_blocks`` blocks; policy None = stock vLLM."""
+    """A scheduler over a fake KV cache of ``num_blocks`` blocks (one layer, one KV head of 64,
+    float32); policy None = stock vLLM; ``kv_transfer_config`` selects a KV connector."""
     kwargs = autellix_engine_kwargs(policy, **settings) if policy else {}
     vllm_config = VllmConfig(
         scheduler_config=SchedulerConfig(
@@ -66,6 +68,7 @@ def make_scheduler(
         model_config=ModelConfig(model=model_path, dtype="float32", seed=0, max_model_len=max_model_len),
         cache_config=CacheConfig(block_size=BLOCK_SIZE, enable_prefix_caching=enable_prefix_caching),
         additional_config=kwargs.get("additional_config", {}),
+        kv_transfer_config=KVTransferConfig(**kv_transfer_config) if kv_transfer_config else None,
     )
     kv_cache_config = KVCacheConfig(
         num_blocks=num_blocks,

@@ -59,56 +59,23 @@ def default_model_path() -> str:
 
 
 def build_scheduler(model_path: str, policy: PolicySpec, config: EngineConfig):
-    """A vLLM scheduler over a fake KV cache of ``config.blocks`` blocks (no model, no GPU)."""
-    import torch
-    from vllm.config import CacheConfig, KVTransferConfig, ModelConfig, SchedulerConfig, VllmConfig
-    from vllm.v1.core.sched.scheduler import Scheduler
-    from vllm.v1.kv_cache_interface import FullAttentionSpec, KVCacheConfig, KVCacheGroupSpec
-    from vllm.v1.structured_output import StructuredOutputManager
+    """A vLLM scheduler (stock or ours) over a fake KV cache of ``config.blocks`` blocks."""
+    from autellix_ray.vllm.offline import make_scheduler
 
-    from autellix_ray.vllm import autellix_engine_kwargs
-    from autellix_ray.vllm.offline import FakeClock
-    from autellix_ray.vllm.scheduler import AutellixScheduler
-
-    kwargs = autellix_engine_kwargs(policy.autellix_policy, **policy.settings) if policy.autellix_policy else {}
-    vllm_config = VllmConfig(
-        scheduler_config=SchedulerConfig(
-            max_num_seqs=config.max_num_seqs,
-            max_num_batched_tokens=config.max_num_batched_tokens,
-            max_model_len=config.max_model_len,
-            enable_chunked_prefill=True,
-            is_encoder_decoder=False,
-        ),
-        model_config=ModelConfig(model=model_path, dtype="float32", seed=0, max_model_len=config.max_model_len),
-        cache_config=CacheConfig(block_size=BLOCK_SIZE, enable_prefix_caching=policy.prefix_caching),
-        additional_config=kwargs.get("additional_config", {}),
-        kv_transfer_config=KVTransferConfig(**_swap_config(config)) if policy.swap else None,
+    return make_scheduler(
+        model_path,
+        policy.autellix_policy,
+        max_num_seqs=config.max_num_seqs,
+        max_num_batched_tokens=config.max_num_batched_tokens,
+        max_model_len=config.max_model_len,
+        num_blocks=config.blocks,
+        enable_prefix_caching=policy.prefix_caching,
+        kv_transfer_config=_swap_config(config) if policy.swap else None,
+        **policy.settings,
     )
-    blocks = config.blocks
-    kv_cache_config = KVCacheConfig(
-        num_blocks=blocks,
-        kv_cache_tensors=[],
-        kv_cache_groups=[
-            KVCacheGroupSpec(
-                ["layer"], FullAttentionSpec(block_size=BLOCK_SIZE, num_kv_heads=1, head_size=64, dtype=torch.float32)
-            )
-        ],
-    )
-    vllm_config.cache_config.num_gpu_blocks = blocks
-    cls = AutellixScheduler if policy.autellix_policy else Scheduler
-    scheduler = cls(
-        vllm_config=vllm_config,
-        kv_cache_config=kv_cache_config,
-        structured_output_manager=StructuredOutputManager(vllm_config),
-        block_size=BLOCK_SIZE,
-        log_stats=False,
-    )
-    if policy.autellix_policy:
-        scheduler.clock = FakeClock()
-    return scheduler
 
 
-FAKE_KV_BYTES_PER_BLOCK = BLOCK_SIZE * 1 * (64 + 64) * 4  # the fake layer of build_scheduler: 1 KV head of 64, float32
+FAKE_KV_BYTES_PER_BLOCK = BLOCK_SIZE * 1 * (64 + 64) * 4  # make_scheduler's fake layer: 1 KV head of 64, float32
 
 
 def _swap_config(config: EngineConfig) -> dict[str, Any]:
