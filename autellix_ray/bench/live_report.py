@@ -21,6 +21,19 @@ def _series(results, system, key):
     return [r for r, _ in pts], [m for _, m in pts]
 
 
+def _save(plt, fig, ax, path: Path, xlabel: str, ylabel: str, title: str) -> str:
+    """Label a one-panel figure, write it as PNG, close it; returns the file name."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path.name
+
+
 def write_figures(results: dict[str, Any], fig_dir: Path) -> list[str]:
     import matplotlib
 
@@ -57,15 +70,8 @@ def write_figures(results: dict[str, Any], fig_dir: Path) -> list[str]:
         color, marker, label = STYLE[s]
         x, y = _series(results, s, "per_token_mean_s")
         ax.plot(x, [v * 1000 if v is not None else None for v in y], marker=marker, color=color, label=label)
-    ax.set_xlabel("arrival rate (programs/s)")
-    ax.set_ylabel("ms per generated token")
-    ax.set_title("mean per-token program latency")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(fig_dir / "live_per_token.png", dpi=110)
-    plt.close(fig)
-    written.append("live_per_token.png")
+    written.append(_save(plt, fig, ax, fig_dir / "live_per_token.png", "arrival rate (programs/s)",
+                         "ms per generated token", "mean per-token program latency"))
 
     if knee:
         fig, ax = plt.subplots(figsize=(5.5, 4))
@@ -75,15 +81,8 @@ def write_figures(results: dict[str, Any], fig_dir: Path) -> list[str]:
             lat = sorted(r["latency_s"] for r in recs if r["error"] is None)
             if lat:
                 ax.step(lat, [(i + 1) / len(lat) for i in range(len(lat))], where="post", color=color, label=label)
-        ax.set_xlabel("program latency (s)")
-        ax.set_ylabel("fraction of programs")
-        ax.set_title(f"latency CDF at the knee ({knee['rate']:g} programs/s)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(fig_dir / "live_cdf.png", dpi=110)
-        plt.close(fig)
-        written.append("live_cdf.png")
+        written.append(_save(plt, fig, ax, fig_dir / "live_cdf.png", "program latency (s)", "fraction of programs",
+                             f"latency CDF at the knee ({knee['rate']:g} programs/s)"))
     return written
 
 

@@ -67,15 +67,23 @@ def test_every_call_completes_and_prefix_reuse_hits_the_cache(tiny_model_path):
     assert tree_call_c.num_calls == 4 and tree_call_c.decode_tokens == 24
 
 
-def test_plas_beats_fcfs_on_head_of_line_blocking(tiny_model_path):
-    config = EngineConfig(max_num_seqs=2, max_num_batched_tokens=2048, max_model_len=4096, num_gpu_blocks=2000)
-    heavy = [chain(f"heavy{i}", 0.0, [(64, 400), (32, 400)]) for i in range(2)]
+# Head-of-line blocking: two heavy chats at t=0 fill both slots, six one-call programs arrive
+# at 0.2 s. Queue boundaries scaled to this small engine's service times, no anti-starvation.
+HOL_CONFIG = EngineConfig(max_num_seqs=2, max_num_batched_tokens=2048, max_model_len=4096, num_gpu_blocks=2000)
+HOL_SETTINGS = {"boundaries_s": (0.0, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6), "beta": None}
+
+
+def head_of_line_workload(heavy_prompt: int, heavy_reply: int):
+    heavy = [chain(f"heavy{i}", 0.0, [(heavy_prompt, heavy_reply), (32, heavy_reply)]) for i in range(2)]
     light = [chain(f"light{i}", 0.2 + 0.01 * i, [(32, 10)]) for i in range(6)]
-    w = workload(*heavy, *light)
-    fast = {"boundaries_s": (0.0, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6), "beta": None}
-    plas = get_policy("plas").with_settings(**fast)
-    fcfs = summarize(replay(w, "vllm-opt", engine_config=config, model_path=tiny_model_path))
-    ours = replay(w, plas, engine_config=config, model_path=tiny_model_path)
+    return workload(*heavy, *light)
+
+
+def test_plas_beats_fcfs_on_head_of_line_blocking(tiny_model_path):
+    w = head_of_line_workload(64, 400)
+    plas = get_policy("plas").with_settings(**HOL_SETTINGS)
+    fcfs = summarize(replay(w, "vllm-opt", engine_config=HOL_CONFIG, model_path=tiny_model_path))
+    ours = replay(w, plas, engine_config=HOL_CONFIG, model_path=tiny_model_path)
     summary = summarize(ours)
     assert summary["plugin"]["num_proactive_preemptions"] >= 1
     assert summary["mean_ms_per_token"] < 0.5 * fcfs["mean_ms_per_token"]
@@ -112,12 +120,8 @@ def test_routers_place_calls_and_pins_keep_prefix_locality(tiny_model_path):
 
 
 def test_swap_policy_resumes_preempted_calls_without_recomputing_and_pays_pcie_time(tiny_model_path):
-    config = EngineConfig(max_num_seqs=2, max_num_batched_tokens=2048, max_model_len=4096, num_gpu_blocks=2000)
-    heavy = [chain(f"heavy{i}", 0.0, [(512, 300), (32, 300)]) for i in range(2)]
-    light = [chain(f"light{i}", 0.2 + 0.01 * i, [(32, 10)]) for i in range(6)]
-    w = workload(*heavy, *light)
-    fast = {"boundaries_s": (0.0, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6), "beta": None}
-    runs = {name: replay(w, get_policy(name).with_settings(**fast), engine_config=config,
+    w = head_of_line_workload(512, 300)
+    runs = {name: replay(w, get_policy(name).with_settings(**HOL_SETTINGS), engine_config=HOL_CONFIG,
                          model_path=tiny_model_path) for name in ("plas", "plas-swap")}
     recompute, swap = runs["plas"].engines[0], runs["plas-swap"].engines[0]
     assert recompute["num_preemptions"] >= 1 and swap["num_preemptions"] >= 1
