@@ -13,13 +13,16 @@ Bounds: rows live in an ``OrderedDict`` ordered by last activity, so idle-timeou
 garbage collection and eviction of the oldest idle row are cheap. When the table
 holds ``max_programs`` rows and none is idle, starting another program raises
 ``ProgramTableFull`` (callers turn it into a retryable overload error). Each row
-keeps at most ``max_threads_per_program`` finished threads (oldest dropped).
+keeps at most ``max(max_threads_per_program, its threads with calls in flight)``
+threads: beyond that the oldest idle threads are dropped (a thread with calls in
+flight, including the one a call just arrived on, is never dropped).
 
 Time is always passed in (``now_s``); nothing here reads a clock.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -174,13 +177,15 @@ class ProgramTable:
         row.last_arrival_s = max(row.last_arrival_s, now_s)
         self._rows.move_to_end(program_id)
         thread = row.threads.get(thread_id)
+        new_thread = thread is None
         if thread is None:
             thread = ThreadRow(thread_id, parent_thread_ids)
             row.threads[thread_id] = thread
-            self._trim_threads(row)
         thread.num_calls += 1
         thread.num_active_calls += 1
         thread.last_arrival_s = now_s
+        if new_thread:
+            self._trim_threads(row)  # after counting the call, so its own thread is never dropped
         return row
 
     def call_finished(
@@ -209,6 +214,7 @@ class ProgramTable:
             thread.service_s += service_s
             thread.wait_s += wait_s
             thread.critical_path_s = max(thread.critical_path_s, end_s)
+            self._trim_threads(row)  # threads kept while active may be dropped now
         return row
 
     def merge_remote_state(
@@ -248,8 +254,10 @@ class ProgramTable:
         )
 
     def _trim_threads(self, row: ProgramRow) -> None:
+        """Drop the oldest idle threads beyond the bound (active threads are always kept)."""
         excess = len(row.threads) - self.max_threads_per_program
         if excess <= 0:
             return
-        for thread_id in [t for t, th in row.threads.items() if th.num_active_calls == 0][:excess]:
+        idle = (t for t, th in row.threads.items() if th.num_active_calls == 0)
+        for thread_id in list(itertools.islice(idle, excess)):
             del row.threads[thread_id]

@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from autellix_ray.core import ProgramTable, ProgramTableFull, UnknownProgram
 
@@ -108,3 +110,35 @@ def test_merge_remote_state_never_lowers():
 def test_invalid_table_config(kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         ProgramTable(**kwargs)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    max_threads=st.integers(1, 4),
+    ops=st.lists(st.tuples(st.booleans(), st.integers(0, 7)), max_size=60),
+)
+def test_thread_trimming_keeps_active_threads_and_drops_only_the_excess(max_threads, ops):
+    """Random arrivals and completions on a program's threads, checked against a model."""
+    table = ProgramTable(max_threads_per_program=max_threads)
+    active: dict[str, int] = {}  # the model: calls in flight per thread
+    for now, (arrive, k) in enumerate(ops):
+        tid = f"t{k}"
+        before = table.find("p")
+        known = set(before.threads) if before is not None else set()
+        if arrive:
+            row = table.call_arrived("p", tid, (), float(now))
+            active[tid] = active.get(tid, 0) + 1
+            assert row.threads[tid].last_arrival_s == now  # the new call's thread is never trimmed
+        elif active.get(tid):
+            row = table.call_finished("p", tid, 0.1, 0.0, 0.0, float(now))
+            active[tid] -= 1
+        else:
+            continue
+        in_flight = {t: n for t, n in active.items() if n}
+        # every thread with calls in flight is kept, with the right count
+        assert {t: th.num_active_calls for t, th in row.threads.items() if th.num_active_calls} == in_flight
+        # the bound holds, and only the excess over it is dropped
+        grown = len(known | {tid})
+        assert len(row.threads) == min(grown, max(max_threads, len(in_flight)))
+        assert set(row.threads) <= known | {tid}
+        assert row.num_active_calls == sum(active.values())
