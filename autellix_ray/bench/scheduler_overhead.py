@@ -416,6 +416,7 @@ def main(argv: list[str] | None = None) -> None:
             "(geometric mean over blocks, 95% t interval)"
         ),
         "duration_s": round(time.monotonic() - started, 1),
+        "load_average_1m_at_end": round(os.getloadavg()[0], 2),  # other work on the machine
         "records": records,
     }
     out = Path(args.out)

@@ -502,6 +502,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
                 records = engine.run(run_trace(engine, programs, f"{name}{rep}"))
                 summary = summarize_run(records, time.monotonic() - start)
                 summary["engine_cpu_s"] = round(engine.cpu_s() - cpu0, 3)
+                summary["load_average_1m"] = round(os.getloadavg()[0], 2)  # other work on the machine
                 summary["repeat"], summary["position"] = rep, run_order(rep, args.seed).index(name)
                 if name == "swap":
                     swap1 = engine.worker_swap_stats()
@@ -548,6 +549,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             "prompt_tokens": sum(len(p.first_prompt) + sum(map(len, p.tool_outputs)) for p in programs),
         },
         "repeats": args.repeats,
+        "load_average_1m_at_end": round(os.getloadavg()[0], 2),  # other work on the machine
         "order": "the variants alternate run by run; the first of each repeat alternates too (run_order)",
         "engines": {name: config.describe() for name, config in configs.items()},
         "summary": build_summary(stats, same, ratios["mean_program_latency_s"]),
