@@ -8,6 +8,10 @@
 - ``bfcl``: ReAct tool calling from BFCL v3 multi-turn in ``bfcl-eval`` (bfcl.py)
 - ``lats``: LATS-style tree search, synthetic, matched to the paper (lats.py)
 - ``mixed``: equal mix of the three (mixed.py)
+- ``coding``: SWE-agent-like coding agent, 20-60 calls with prompts growing to ~32k
+  tokens, synthetic (coding.py)
+- ``moa``: Mixture-of-Agents DAG, layers of parallel proposers and an aggregator,
+  synthetic (moa.py)
 
 Recorded or generated workloads round-trip through JSONL traces (trace.py); statistics
 next to the paper's table: ``python -m autellix_ray.bench.workloads --stats`` (stats.py).
@@ -18,8 +22,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from autellix_ray.bench.workloads.bfcl import make_bfcl_workload
+from autellix_ray.bench.workloads.coding import make_coding_workload
 from autellix_ray.bench.workloads.lats import make_lats_workload
 from autellix_ray.bench.workloads.mixed import make_mixed_workload
+from autellix_ray.bench.workloads.moa import make_moa_workload
 from autellix_ray.bench.workloads.model import CallSpec, ProgramSpec, Workload
 from autellix_ray.bench.workloads.sharegpt import make_sharegpt_workload
 from autellix_ray.bench.workloads.trace import read_trace, write_trace
@@ -29,6 +35,8 @@ WORKLOADS: dict[str, Callable[..., Workload]] = {
     "bfcl": make_bfcl_workload,
     "lats": make_lats_workload,
     "mixed": make_mixed_workload,
+    "coding": make_coding_workload,
+    "moa": make_moa_workload,
 }
 
 

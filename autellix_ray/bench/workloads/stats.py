@@ -3,7 +3,9 @@
 Columns: programs; calls/program mean, p99 and max; prompt tokens/call mean (the full
 prompt sent, history included); new tokens/call mean (prompt minus the longer of the
 reused in-program context and the cross-program shared prefix: what a warm prefix
-cache still computes); decode tokens/call mean. Paper values sit under each measured
+cache still computes); decode tokens/call mean; think s/call: mean ``think_time_s``
+over calls that have one (> 0; user think or tool time before a call; 0 when none
+does). Paper values sit under each measured
 row. The paper calls its column "prefill tok/call" without saying whether history is
 included; for ShareGPT it cannot be (255.65 prefill < 276.81 decode per call over 6.66
 turns), so compare ShareGPT's paper prefill with "new", BFCL's and LATS's with "prompt".
@@ -45,6 +47,7 @@ class WorkloadStats:
     prompt_mean: float
     new_tokens_mean: float
     decode_mean: float
+    think_mean_s: float
 
 
 def compute_stats(workload: Workload) -> WorkloadStats:
@@ -52,6 +55,7 @@ def compute_stats(workload: Workload) -> WorkloadStats:
         raise ValueError(f"workload {workload.name!r} has no programs")
     per_program = np.array([p.num_calls for p in workload.programs])
     calls = [c for p in workload.programs for c in p.calls]
+    thinks = [c.think_time_s for c in calls if c.think_time_s > 0]
     return WorkloadStats(
         name=workload.name,
         synthetic=workload.synthetic,
@@ -63,20 +67,21 @@ def compute_stats(workload: Workload) -> WorkloadStats:
         prompt_mean=float(np.mean([c.prompt_tokens for c in calls])),
         new_tokens_mean=float(np.mean([c.new_tokens for c in calls])),
         decode_mean=float(np.mean([c.decode_tokens for c in calls])),
+        think_mean_s=float(np.mean(thinks)) if thinks else 0.0,
     )
 
 
 def format_table(rows: list[WorkloadStats]) -> str:
     head = (
         f"{'workload':<22}{'programs':>9}{'calls mean':>11}{'p99':>7}{'max':>6}"
-        f"{'prompt/call':>13}{'new/call':>10}{'decode/call':>13}"
+        f"{'prompt/call':>13}{'new/call':>10}{'decode/call':>13}{'think s/call':>14}"
     )
     lines = [head, "-" * len(head)]
     for s in rows:
         label = s.name + (" (synthetic)" if s.synthetic else "")
         lines.append(
             f"{label:<22}{s.num_programs:>9}{s.calls_mean:>11.2f}{s.calls_p99:>7.0f}{s.calls_max:>6}"
-            f"{s.prompt_mean:>13.1f}{s.new_tokens_mean:>10.1f}{s.decode_mean:>13.1f}"
+            f"{s.prompt_mean:>13.1f}{s.new_tokens_mean:>10.1f}{s.decode_mean:>13.1f}{s.think_mean_s:>14.2f}"
         )
         paper = PAPER_TABLE.get(s.name)
         if paper is not None:
