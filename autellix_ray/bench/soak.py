@@ -150,11 +150,35 @@ def main(argv: list[str] | None = None) -> int:
         "status_counts": counts, "status_5xx": sum(v for k, v in counts.items() if k.startswith("5")),
         "rss_growth_second_half": summary, "samples": samples,
     }
+    doc = {"summary": reliability_summary(doc), **{k: v for k, v in doc.items() if k != "summary"}}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
     _plot(samples, FIGURE)
     print(json.dumps({k: v for k, v in doc["soak"].items() if k != "samples"}, indent=1))
     return 0
+
+
+def reliability_summary(doc: dict) -> dict[str, dict]:
+    """The top-level ``summary`` of reliability.json from its ``tests`` and ``soak`` keys.
+
+    ``programs_lost`` and ``responses_5xx`` must stay at or below their target (0);
+    ``faults_injected`` (one replica, program-table and router death each) and
+    ``bad_inputs_tried`` (explicit, hypothesis and schemathesis cases) at or above theirs.
+    """
+    tests, soak = doc.get("tests", {}), doc.get("soak", {})
+    faults = [v for v in tests.values() if isinstance(v, dict) and "faults" in v]
+    bad = tests.get("bad_inputs", {})
+    measured = {
+        "programs_lost": sum(f.get("programs_started", 0) - f.get("programs_completed", 0) for f in faults),
+        "responses_5xx": bad.get("status_5xx", 0) + tests.get("overload", {}).get("status_5xx", 0)
+        + soak.get("status_5xx", 0),
+        "faults_injected": sum(f["faults"] for f in faults),
+        "bad_inputs_tried": bad.get("tried", 0) + bad.get("schemathesis_cases", 0),
+    }
+    at_most, at_least = {"programs_lost": 0, "responses_5xx": 0}, {"faults_injected": 3, "bad_inputs_tried": 100}
+    summary = {k: {"measured": measured[k], "target": t, "met": measured[k] <= t} for k, t in at_most.items()}
+    summary.update({k: {"measured": measured[k], "target": t, "met": measured[k] >= t} for k, t in at_least.items()})
+    return summary
 
 
 def _flatness(samples: list[dict]) -> dict[str, dict[str, float]]:

@@ -10,6 +10,7 @@ import json
 import os
 import string
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 from openai import AsyncOpenAI
 from schemathesis.checks import not_a_server_error
 
+from autellix_ray.bench.soak import reliability_summary
 from autellix_ray.serve.program_table import NAMESPACE, PROGRAM_TABLE_NAME
 from autellix_ray.serve.router import ROUTER_NAME
 from tests.serve.conftest import API_KEYS, MAX_PENDING_CALLS
@@ -36,9 +38,10 @@ def write_results():
     out = os.environ.get("AUTELLIX_RELIABILITY_OUT")
     print("\nreliability counts:", json.dumps(RESULTS, indent=1))
     if out:  # merged into the file: the soak script writes its own key
-        doc = json.loads(open(out).read()) if os.path.exists(out) else {}
+        doc = json.loads(Path(out).read_text()) if os.path.exists(out) else {}
         doc["tests"] = {"command": f"AUTELLIX_RELIABILITY_OUT={out} pytest tests/serve/test_reliability.py",
                         **RESULTS}
+        doc = {"summary": reliability_summary(doc), **{k: v for k, v in doc.items() if k != "summary"}}
         with open(out, "w") as f:
             json.dump(doc, f, indent=1)
             f.write("\n")
@@ -303,7 +306,8 @@ def test_program_table_death_restores_rows_and_owners_and_calls_keep_flowing(ser
     assert stats["restored_programs"] >= 1
     after = http.post("/v1/completions", json=completion(session_id=pid, prompt="after"))
     assert after.status_code == 200
-    RESULTS["program_table_death"] = {"faults": 1, "rows_restored": stats["restored_programs"],
+    RESULTS["program_table_death"] = {"faults": 1, "programs_started": 1, "programs_completed": 1,
+                                      "rows_restored": stats["restored_programs"],
                                       "call_during_restart_s": round(blocked_s, 2),
                                       "service_before_s": before["service_s"], "service_after_s": row["service_s"]}
 
@@ -317,6 +321,7 @@ def test_replica_death_mid_program_every_program_completes_and_pins_move(serve_a
     assert pinned is not None and engine_of(warm[0][0]) == pinned
     victims = [a for a in replica_actors() if a["name"].endswith(pinned)]
     assert len(victims) == 1, (pinned, replica_actors())
+    retried_before = ingress_retries()  # the counter is cumulative over the session
 
     def kill():
         ray.kill(ray.get_actor(victims[0]["name"], namespace=victims[0]["namespace"]), no_restart=True)
@@ -339,7 +344,22 @@ def test_replica_death_mid_program_every_program_completes_and_pins_move(serve_a
     table = ray.get_actor(PROGRAM_TABLE_NAME, namespace=NAMESPACE)
     rows = [ray.get(table.get_program.remote(p)) for p in programs]
     assert all(r["num_calls"] >= calls for r in rows[1:])  # rows survived (retries may add arrivals)
+    retried = ingress_retries() - retried_before
+    assert retried > 0  # calls in flight on the killed replica went through the ingress's retry path
     RESULTS["replica_death"] = {"faults": 1, "programs_started": len(programs), "programs_completed": completed,
                                 "calls": len(programs) * calls, "client_retries": retries,
-                                "ingress_retries": ingress_retries(), "pin_moved": new_pin != pinned}
+                                "ingress_retries": retried, "pin_moved": new_pin != pinned}
     app_is_whole()
+
+
+def test_summary_counts_lost_programs_5xx_faults_and_bad_inputs():
+    doc = {"tests": {"bad_inputs": {"tried": 60, "status_5xx": 1, "schemathesis_cases": 30},
+                     "overload": {"status_5xx": 2},
+                     "router_actor_death": {"faults": 1, "programs_started": 4, "programs_completed": 3},
+                     "replica_death": {"faults": 2, "programs_started": 8, "programs_completed": 8}},
+           "soak": {"status_5xx": 4}}
+    summary = reliability_summary(doc)
+    assert summary["programs_lost"] == {"measured": 1, "target": 0, "met": False}
+    assert summary["responses_5xx"] == {"measured": 7, "target": 0, "met": False}
+    assert summary["faults_injected"] == {"measured": 3, "target": 3, "met": True}
+    assert summary["bad_inputs_tried"] == {"measured": 90, "target": 100, "met": False}
