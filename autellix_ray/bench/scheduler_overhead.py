@@ -34,7 +34,7 @@ a 95% t interval (``bench/ci.py``); the mean-time ratio is reported too (it weig
 rare expensive steps, e.g. preemptions). ``churn`` rebuilds both schedulers for every
 block (its running calls run out); ``events`` keeps stepping the same pair.
 
-    python -m autellix_ray.bench.scheduler_overhead                     # ~5 minutes here
+    python -m autellix_ray.bench.scheduler_overhead                     # 6 minutes here, shared box
     python -m autellix_ray.bench.scheduler_overhead --policy atlas --settings '{"beta": 4}'
 
 Writes docs/results/scheduler_overhead.json (with the plugin settings of every case)

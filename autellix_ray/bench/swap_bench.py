@@ -25,7 +25,7 @@ of ``--calls`` LLM calls whose prompt is the previous call's prompt, its output 
 fresh "tool result" (so contexts grow, as in ReAct); a quarter of the programs decode
 long answers. Program latency is arrival to last call's end.
 
-    python -m autellix_ray.bench.swap_bench --repeats 12      # ~13 minutes here
+    python -m autellix_ray.bench.swap_bench --repeats 12   # 25 min here on a heavily shared box
     python -m autellix_ray.bench.swap_bench --programs 8 --calls 2 --repeats 2   # quick
 
 Writes docs/results/swap.json (``summary: {name: {measured, target, met}}``) and prints
