@@ -17,13 +17,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
-from ray.llm._internal.serve.core.configs.openai_api_models import to_model_metadata
-from ray.llm._internal.serve.core.ingress.ingress import OpenAiIngress, make_fastapi_ingress
-from ray.llm._internal.serve.core.server.builder import build_llm_deployment
-from ray.serve.llm import LLMConfig
+from ray.serve.llm import LLMConfig, build_llm_deployment
+from ray.serve.llm.ingress import OpenAiIngress, make_fastapi_ingress
 
 from autellix_ray.core import SCHEDULING_POLICIES
 from autellix_ray.core.routing.locality import DEFAULT_SHORT_PROMPT_TOKENS
+from autellix_ray.serve._compat import ingress_app, to_model_metadata
 from autellix_ray.vllm import autellix_engine_kwargs
 
 TINY_MODEL_DIR = Path.home() / ".cache" / "autellix-ray" / "tiny-llama"
@@ -51,7 +50,7 @@ class AppArgs(BaseModel):
     max_pending_calls: int | None = 1024
     route_prefix: str = "/"
 
-    def model_post_init(self, __context: Any) -> None:
+    def model_post_init(self, context: Any, /) -> None:
         if self.policy not in SCHEDULING_POLICIES or self.policy == "srpt":
             valid = sorted(p for p in SCHEDULING_POLICIES if p != "srpt")
             raise ValueError(f"policy must be one of {valid} (srpt is simulation-only), got {self.policy!r}")
@@ -106,11 +105,9 @@ def llm_config(args: AppArgs) -> LLMConfig:
 
 
 def _guarded_fastapi_app(args: AppArgs):
-    from ray.llm._internal.serve.core.ingress.ingress import init
-
     from autellix_ray.serve.guard import GuardMiddleware, key_digests
 
-    app = init()  # Ray Serve LLM's FastAPI app with its middleware; ours is added last, so runs first
+    app = ingress_app()  # Ray Serve LLM's FastAPI app with its middleware; ours is added last, so runs first
     app.add_middleware(GuardMiddleware, key_digests=key_digests(args.api_keys), max_pending_calls=args.max_pending_calls)
     return app
 

@@ -34,16 +34,12 @@ from typing import Any
 import ray
 from fastapi import Request
 from fastapi.responses import JSONResponse
-from ray.llm._internal.serve.core.ingress.ingress import DEFAULT_ENDPOINTS, OpenAiIngress
-
-from ray.llm._internal.serve.core.configs.openai_api_models import (
-    ChatCompletionRequest,
-    CompletionRequest,
-    OpenAIHTTPException,
-)
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
+from ray.serve.llm.ingress import OpenAiIngress
+from ray.serve.llm.openai_api_models import ChatCompletionRequest, CompletionRequest
 
 from autellix_ray.core import UnknownProgram
+from autellix_ray.serve._compat import DEFAULT_ENDPOINTS, OpenAIHTTPException
 from autellix_ray.serve.metrics import count_ingress
 from autellix_ray.serve.program_table import MAX_ID_CHARS, NAMESPACE, PROGRAM_TABLE_NAME
 
@@ -83,7 +79,7 @@ def check_call(body: Any, session_header: str | None) -> None:
     for i, message in enumerate(getattr(body, "messages", None) or ()):
         role = message.get("role") if isinstance(message, dict) else getattr(message, "role", None)
         if not isinstance(role, str):  # the schema lets it through; vLLM's renderer would KeyError (a 500)
-            raise ValueError(f"messages[{i}] needs a string 'role'")
+            raise ValueError(f"messages[{i}] needs a string 'role'")  # noqa: TRY004 - a 400
     session_id = getattr(body, "session_id", None)
     if session_id is not None:
         _check_id(session_id, "session_id")
@@ -93,7 +89,7 @@ def check_call(body: Any, session_header: str | None) -> None:
     if not xargs:
         return
     if not isinstance(xargs, dict):
-        raise ValueError("vllm_xargs must be an object")
+        raise ValueError("vllm_xargs must be an object")  # noqa: TRY004 - ValueError: a 400
     xargs = {k: v for k, v in xargs.items() if k not in RESERVED_XARGS}
     thread_id = _check_id(xargs["thread_id"], "vllm_xargs.thread_id") if "thread_id" in xargs else None
     parents = xargs.get("parent_thread_ids")
@@ -169,7 +165,7 @@ class AutellixIngress(OpenAiIngress):
             return _error(403, str(e), "PermissionDeniedError")
         except ValueError as e:
             return _error(400, str(e), "BadRequestError")
-        except (asyncio.TimeoutError, ray.exceptions.RayActorError) as e:
+        except (TimeoutError, ray.exceptions.RayActorError) as e:
             return _error(503, f"program table unavailable ({type(e).__name__}); retry", "ServiceUnavailable")
 
     async def start_program(self, request: Request) -> JSONResponse:

@@ -5,7 +5,8 @@ come from ``autellix_engine_kwargs``). Around each chat/completion call it:
 1. names the call's program and thread: body ``session_id`` (or the ``x-session-id``
    header, which Ray Serve carries as the request's session id), thread and parent
    threads from ``vllm_xargs`` (``thread_id``, ``parent_thread_ids``); a call with no
-   program is a one-call program;
+   program is a one-call program; a call of a program with no thread gets a fresh
+   thread id, written into ``vllm_xargs`` so the engine reports it under that id;
 2. asks the program-table actor for the program's state (``begin_calls``, batched over
    2 ms of arrivals) and passes
    it to the scheduler in ``vllm_xargs``; if the actor does not answer within
@@ -13,6 +14,8 @@ come from ``autellix_engine_kwargs``). Around each chat/completion call it:
 3. collects every finished call's report from the engine (a tap on vLLM's output
    processor sees ``kv_transfer_params["autellix"]`` for streaming and non-streaming
    calls alike) and sends them to the table in batches every ``REPORT_FLUSH_S``.
+   If the tap cannot be installed (a renamed Ray or vLLM internal, see ``_compat.py``)
+   the replica fails to start instead of serving without reports.
 It publishes routing stats: calls in flight, KV usage, prefix-cache hit rate, totals.
 """
 
@@ -20,15 +23,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from typing import Any
 
 import ray
 from ray import serve
-from ray.llm._internal.serve.core.server.llm_server import LLMServer
+from ray.serve.llm import LLMServer
 
+from autellix_ray.serve._compat import request_session_id, tap_output_processor
 from autellix_ray.serve.metrics import record_call
 from autellix_ray.serve.program_table import NAMESPACE, PROGRAM_TABLE_NAME, REPORT_FLUSH_S
 from autellix_ray.vllm import REPORT_KEY
+from autellix_ray.vllm.context import thread_labels
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +54,7 @@ class AutellixLLMServer(LLMServer):
         self._table = None
         self._begins: list = []  # (call args, future) waiting for the next begin_calls RPC
         self._engine_id = serve.get_replica_context().replica_id.unique_id
-        self._tap_engine_outputs()
+        tap_output_processor(self, self._on_engine_output)  # RuntimeError: the replica does not start
         self._flusher = asyncio.get_running_loop().create_task(self._flush_reports_forever())
 
     # -- calls --------------------------------------------------------------
@@ -69,16 +75,17 @@ class AutellixLLMServer(LLMServer):
             self._in_flight -= 1
 
     async def _attach_program(self, request) -> None:
-        program_id = getattr(request, "session_id", None) or _session_from_context()
+        program_id = getattr(request, "session_id", None) or request_session_id()
         if not program_id:
             return  # a one-call program: the engine schedules it as such
         request.session_id = program_id
         xargs = dict(getattr(request, "vllm_xargs", None) or {})
-        thread_id = str(xargs.get("thread_id") or request.request_id)
-        parents = xargs.get("parent_thread_ids") or []
-        if isinstance(parents, str):
-            parents = [p for p in parents.split(",") if p]
-        state = await self._program_state(program_id, thread_id, parents)
+        thread_id, parents = thread_labels(xargs)  # read as the engine's scheduler reads them
+        # an unlabelled call is its own thread: the engine must report it under the id the
+        # table was told, or the table's row for that thread stays active forever
+        thread_id = thread_id or f"call-{uuid.uuid4().hex}"
+        xargs["thread_id"] = thread_id
+        state = await self._program_state(program_id, thread_id, list(parents))
         xargs.update(state)
         request.vllm_xargs = xargs
 
@@ -90,7 +97,7 @@ class AutellixLLMServer(LLMServer):
             asyncio.get_running_loop().call_later(BEGIN_BATCH_S, self._send_begins)
         try:
             return await asyncio.wait_for(asyncio.shield(future), TABLE_TIMEOUT_S)
-        except Exception as e:  # table dead or slow: engine-local state only
+        except Exception as e:  # noqa: BLE001 - table dead or slow: engine-local state only
             logger.warning("program table unavailable (%s); engine-local state", type(e).__name__)
             return {}
 
@@ -104,7 +111,7 @@ class AutellixLLMServer(LLMServer):
             table = self._table or ray.get_actor(PROGRAM_TABLE_NAME, namespace=NAMESPACE)
             self._table = table
             states = await asyncio.wait_for(table.begin_calls.remote([a for a, _ in batch]), TABLE_TIMEOUT_S)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - any failure goes to every waiting call
             self._table = None
             for _, future in batch:
                 if not future.done():
@@ -115,23 +122,12 @@ class AutellixLLMServer(LLMServer):
                 future.set_result(state)
 
     # -- reports ------------------------------------------------------------
-    def _tap_engine_outputs(self) -> None:
-        client = getattr(self.engine, "_engine_client", None)
-        processor = getattr(client, "output_processor", None)
-        if processor is None:
-            logger.warning("no vLLM output processor to tap; program reports disabled")
-            return
-        original = processor.process_outputs
-
-        def process_outputs(engine_core_outputs, *args, **kwargs):
-            for out in engine_core_outputs:
-                params = out.kv_transfer_params
-                if params and out.finish_reason is not None and REPORT_KEY in params:
-                    params[REPORT_KEY]["engine_id"] = self._engine_id  # also shown to the client
-                    self._collect(params[REPORT_KEY])
-            return original(engine_core_outputs, *args, **kwargs)
-
-        processor.process_outputs = process_outputs
+    def _on_engine_output(self, out) -> None:
+        """Every engine-core output passes here (``tap_output_processor``); finished ones carry a report."""
+        params = out.kv_transfer_params
+        if params and out.finish_reason is not None and REPORT_KEY in params:
+            params[REPORT_KEY]["engine_id"] = self._engine_id  # also shown to the client
+            self._collect(params[REPORT_KEY])
 
     def _collect(self, report: dict[str, Any]) -> None:
         record_call(report)
@@ -153,7 +149,7 @@ class AutellixLLMServer(LLMServer):
             try:
                 table = self._table or ray.get_actor(PROGRAM_TABLE_NAME, namespace=NAMESPACE)
                 await asyncio.wait_for(table.report_calls.remote(batch), 5.0)
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - the flusher must outlive any table failure
                 self._table = None
                 # keep the batch for the next flush (bounded), so a restarting table loses nothing
                 self._reports = (batch + self._reports)[:MAX_BUFFERED_REPORTS]
@@ -169,9 +165,3 @@ class AutellixLLMServer(LLMServer):
             "finished": dict(self._finished),
         }
 
-
-def _session_from_context() -> str | None:
-    try:
-        return serve.context._get_serve_request_context().session_id or None
-    except Exception:
-        return None

@@ -4,7 +4,8 @@ Where it comes from (first match wins):
 - program id: ``request.session_id`` (OpenAI body ``session_id``), else
   ``extra_args["program_id"]`` (OpenAI ``vllm_xargs``), else the request id, so a
   call nobody labelled is a one-call program;
-- thread id: ``extra_args["thread_id"]``, else the call is its own thread;
+- thread id: ``extra_args["thread_id"]``, else the call is its own thread (the serve
+  replica always sets one: the id it registered with the program table);
 - parents: ``extra_args["parent_thread_ids"]`` (a list, or one comma-separated string);
 - program state from a cluster-wide table: ``extra_args["program_service_s"]``,
   ``"program_critical_path_s"``, ``"program_wait_s"``.
@@ -49,6 +50,13 @@ def _clean_parents(value: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(parents))
 
 
+def thread_labels(extra: dict[str, Any]) -> tuple[str | None, tuple[str, ...]]:
+    """A call's thread id (None: unlabelled) and parent threads from its ``extra_args``."""
+    thread_id = _clean_id(extra.get("thread_id"))
+    parents = tuple(p for p in _clean_parents(extra.get("parent_thread_ids")) if p != thread_id)
+    return thread_id, parents
+
+
 def call_from_request(request: Any) -> Call:
     """Build the core's ``Call`` from a ``vllm.v1.request.Request``."""
     params = getattr(request, "sampling_params", None)
@@ -60,8 +68,7 @@ def call_from_request(request: Any) -> Call:
         or _clean_id(extra.get("program_id"))
         or request.request_id
     )
-    thread_id = _clean_id(extra.get("thread_id"))
-    parents = tuple(p for p in _clean_parents(extra.get("parent_thread_ids")) if p != thread_id)
+    thread_id, parents = thread_labels(extra)
     return Call(
         call_id=request.request_id,
         program_id=program_id,

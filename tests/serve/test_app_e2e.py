@@ -47,7 +47,7 @@ def test_openai_completion_with_session_reaches_the_program_table(client):
 def _row_has_calls(pid):
     try:
         return ray.get(table().get_program.remote(pid))["service_s"] > 0
-    except Exception:
+    except Exception:  # noqa: BLE001 - no row yet (UnknownProgram, raised through Ray)
         return False
 
 
@@ -65,6 +65,28 @@ def test_chat_streaming_and_header_session(client, serve_app):
     # streaming responses carry no report; the replica's output tap sent it to the table
     row = wait_for(lambda: _row_has_calls("e2e-stream") and ray.get(table().get_program.remote("e2e-stream")))
     assert row["num_calls"] == 1
+
+
+def test_calls_without_a_thread_id_leave_no_active_thread_rows(client):
+    """Each unlabelled call is its own thread; once it finishes its thread row is idle."""
+    r = client.completions.create(
+        model="tiny", prompt="no thread named", max_tokens=4, extra_body={"session_id": "e2e-unlabelled"}
+    )
+    reported_thread = r.model_extra["kv_transfer_params"]["autellix"]["thread_id"]
+    stream = client.chat.completions.create(
+        model="tiny", messages=[{"role": "user", "content": "nor here"}], max_tokens=4, stream=True,
+        extra_body={"session_id": "e2e-unlabelled"},
+    )
+    assert [c for c in stream]
+
+    def settled():  # reports are flushed every REPORT_FLUSH_S (50 ms)
+        row = ray.get(table().get_program.remote("e2e-unlabelled"))
+        return row["num_active_calls"] == 0 and row["num_calls"] == 2 and row
+
+    row = wait_for(settled)
+    threads = row["threads"]
+    assert len(threads) == 2 and reported_thread in threads  # the engine reported the table's id
+    assert all(t["num_active_calls"] == 0 and t["num_calls"] == 1 and t["service_s"] > 0 for t in threads.values())
 
 
 def test_program_start_inspect_end(serve_app):
