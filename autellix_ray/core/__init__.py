@@ -25,6 +25,7 @@ from autellix_ray.core.scheduling import (
     FinishedCall,
     QueueConfig,
     SchedulingPolicy,
+    ServiceModel,
     make_scheduling_policy,
 )
 
@@ -42,6 +43,7 @@ __all__ = [
     "RouteRequest",
     "Router",
     "SchedulingPolicy",
+    "ServiceModel",
     "ThreadRow",
     "UnknownProgram",
     "make_router",

@@ -7,23 +7,34 @@ the policy in ``additional_config={"autellix": {...}}`` (see ``settings.py``).
 What it changes, and nothing else (prefix caching, chunked prefill, KV
 allocation, aborts, streaming, stop strings and ``n > 1`` are vLLM's own code):
 1. Order. Waiting calls sit in a ``PolicyOrderedQueue`` (queue level, then
-   arrival); running calls are re-sorted by the same key before every step, so
-   the stock loop serves them best-first and its KV-pressure victim
-   (``running[-1]``) is the lowest-priority call.
+   program or call arrival: ``order_within_queue``); running calls are re-sorted by
+   the same key before every step, so the stock loop serves them best-first and its
+   KV-pressure victim (``running[-1]``) is the lowest-priority call. vLLM keeps a
+   second waiting queue, ``kv_holding_waiting``, for waiting calls that already hold
+   KV blocks (async KV loads, e.g. a swap-in), and always drains it before
+   ``waiting``: those calls would otherwise pin their blocks while others run. We
+   keep that rule (it frees memory) and order that queue by the policy too.
 2. Proactive preemption (``_preempt_for_waiting``, the one place a swap
    connector can hook into). Stock V1 never lets a waiting call displace a
    running one when max_num_seqs, the token budget or the KV cache is full. Here,
    when capacity is full and the best waiting calls outrank the worst running
    ones (a strictly better queue), up to ``max_preemptions_per_step`` of those
    running calls are preempted through vLLM's own ``_preempt_request`` (recompute;
-   their freed blocks keep prefix-cache hashes).
-3. Service accounting. A call's attained service is the wall time of the engine
-   steps it was scheduled in: each step's duration (from the end of
-   ``schedule()``, or of the previous step's output processing under async
-   scheduling, to the start of ``update_from_output``) is credited in full to
-   every call in the batch. This is the paper's "model-executor time" per call;
-   a batch's calls all occupy the executor for the whole step. Demotion and
-   anti-starvation run on these numbers (``policy.on_step``).
+   their freed blocks keep prefix-cache hashes). Cost-aware: a running call is a
+   victim only if it has run ``preempt_min_run_steps`` steps since it was last
+   admitted (hysteresis: no evicting what was just admitted) and, unless a swap
+   connector keeps preempted KV on the host, the tokens it has computed are at most
+   ``preempt_max_victim_tokens`` (what a recompute would re-prefill if its blocks
+   are evicted meanwhile). The walk stops at the first running call that is not
+   a victim, so a better call never displaces a long context to get in.
+3. Service accounting (``core.ServiceModel``). By default (``service_unit="work"``)
+   a call attains the batch-1 time of the tokens it computed in a step, which does
+   not inflate with the batch size. With ``service_unit="wall"`` (the paper's
+   "model-executor time") each step's duration (from the end of ``schedule()``, or
+   of the previous step's output processing under async scheduling, to the start of
+   ``update_from_output``) is credited in full to every call in the batch. Waiting
+   time is always wall time. Demotion and anti-starvation run on these numbers
+   (``policy.on_step``).
 4. Reporting. When a call finishes or is aborted, its program row is updated in
    the engine-local table and a report (service, wait, queue, preemptions,
    recomputed prompt tokens) is attached to the request's ``kv_transfer_params``
@@ -77,6 +88,7 @@ class _CallExtras:
     num_cached_tokens: int = 0  # prefix-cache hit when first admitted
     admitted: bool = False
     preempted: bool = False
+    admitted_at_step: int = 0  # ``_num_outputs`` when last scheduled from waiting (hysteresis)
 
 
 class AutellixSchedulerMixin:
@@ -95,6 +107,7 @@ class AutellixSchedulerMixin:
         self.autellix_settings = PluginSettings.from_vllm_config(self.vllm_config)
         self.program_policy = self.autellix_settings.make_policy()
         self.waiting = PolicyOrderedQueue(self.program_policy)
+        self.kv_holding_waiting = PolicyOrderedQueue(self.program_policy)  # see the module header
         self.autellix_counters = PluginCounters()
         self._extras: dict[str, _CallExtras] = {}
         self._scheduled_at: deque[tuple[SchedulerOutput, float]] = deque()
@@ -103,9 +116,10 @@ class AutellixSchedulerMixin:
         self._running_order_stale = True  # re-sort running before the next step
         self._awaiting_resume: set[str] = set()  # preempted calls not yet rescheduled
         logger.info(
-            "Autellix scheduler: policy=%s queues=%s max_preemptions_per_step=%d",
+            "Autellix scheduler: policy=%s queues=%s service=%s max_preemptions_per_step=%d",
             self.autellix_settings.policy,
             self.autellix_settings.queue_config_summary(),
+            self.autellix_settings.service,
             self.autellix_settings.max_preemptions_per_step,
         )
         wire_swap_priority(self)  # no-op unless the swap connector is configured
@@ -128,11 +142,14 @@ class AutellixSchedulerMixin:
         output = super().schedule(*args, **kwargs)
         if output.scheduled_new_reqs or self._awaiting_resume:
             self._running_order_stale = True  # admitted calls were appended at the end
+            for rid in self._awaiting_resume & output.num_scheduled_tokens.keys():
+                self._extras[rid].admitted_at_step = self._num_outputs
             self._count_recomputation(output)
             for new in output.scheduled_new_reqs:
                 extras = self._extras.get(new.req_id)
                 if extras is not None and not extras.admitted:  # (V2 runner lists resumes here too)
                     extras.admitted = True
+                    extras.admitted_at_step = self._num_outputs
                     extras.num_cached_tokens = new.num_computed_tokens
         self._scheduled_at.append((output, self.clock()))
         return output
@@ -174,11 +191,23 @@ class AutellixSchedulerMixin:
             cid, vid = candidate.request_id, victim.request_id
             if cid not in policy or vid not in policy or not policy.outranks(cid, vid):
                 break
+            if not self._worth_preempting(victim):
+                break
             victims.append(victim)
         for victim in victims:
             self.running.remove(victim)
             self._preempt_request(victim, now)
             self.autellix_counters.num_proactive_preemptions += 1
+
+    def _worth_preempting(self, victim: Request) -> bool:
+        """Hysteresis and the recompute-cost bound of proactive preemption (module header)."""
+        settings = self.autellix_settings
+        extras = self._extras.get(victim.request_id)
+        if extras is not None and self._num_outputs - extras.admitted_at_step < settings.preempt_min_run_steps:
+            return False
+        bound = settings.preempt_max_victim_tokens
+        swapped = getattr(self, "connector", None) is not None and hasattr(self.connector, "set_priority_key")
+        return bound is None or swapped or victim.num_computed_tokens <= bound
 
     def _preempt_request(self, request: Request, timestamp: float, *args: Any, **kwargs: Any) -> None:
         # Every preemption (ours or vLLM's KV-pressure one) comes through here.
@@ -213,7 +242,10 @@ class AutellixSchedulerMixin:
         now = self.clock()
         started = self._step_start(scheduler_output, now)
         step_s = max(0.0, now - started)
-        served = dict.fromkeys(scheduler_output.num_scheduled_tokens, step_s)
+        service = self.autellix_settings.service
+        served = {
+            rid: service.step_service_s(n, step_s) for rid, n in scheduler_output.num_scheduled_tokens.items()
+        }
         policy = self.program_policy
         demotions_before = policy.num_demotions
         promoted = policy.on_step(served, now, step_s)
@@ -223,6 +255,7 @@ class AutellixSchedulerMixin:
         if promoted:
             self.autellix_counters.num_promotions += len(promoted)
             self.waiting.rekey(promoted)
+            self.kv_holding_waiting.rekey(promoted)
         result = super().update_from_output(scheduler_output, *args, **kwargs)
         self._num_outputs += 1
         if self._num_outputs % GC_EVERY_STEPS == 0:

@@ -5,9 +5,17 @@
 
 Keys: ``policy`` (fcfs | mlfq | plas | atlas | srpt), the queue parameters of
 ``autellix_ray.core.QueueConfig`` (boundaries_s, quanta_s, beta,
-reevaluate_every_steps), ``max_preemptions_per_step`` (proactive preemption
-bound; 0 disables it), and the engine-local program table's ``idle_timeout_s``
-and ``max_programs``. Unknown keys and bad values raise ValueError at engine start.
+reevaluate_every_steps, order_within_queue), the service accounting of
+``autellix_ray.core.ServiceModel`` (service_unit, decode_token_s, prefill_token_s),
+``max_preemptions_per_step`` (proactive preemption bound; 0 disables it) and its
+cost guards ``preempt_max_victim_tokens`` (a running call with more computed tokens
+is never preempted to admit another, unless the swap connector is on; None: no
+bound) and ``preempt_min_run_steps`` (steps a call runs after admission before it
+can be preempted), and the engine-local program table's ``idle_timeout_s`` and
+``max_programs``. Unknown keys and bad values raise ValueError at engine start.
+
+The paper's PLAS/ATLAS exactly: ``{"service_unit": "wall", "order_within_queue": "call"}``
+(``PAPER_SETTINGS``).
 """
 
 from __future__ import annotations
@@ -15,36 +23,49 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from autellix_ray.core import ProgramTable, SchedulingPolicy, make_scheduling_policy
+from autellix_ray.core import ProgramTable, SchedulingPolicy, ServiceModel, make_scheduling_policy
 from autellix_ray.core.program_table import DEFAULT_IDLE_TIMEOUT_S, DEFAULT_MAX_PROGRAMS
 from autellix_ray.core.scheduling.registry import make_queue_config
 
 CONFIG_KEY = "autellix"
 DEFAULT_POLICY = "plas"
 DEFAULT_MAX_PREEMPTIONS_PER_STEP = 4
-_QUEUE_KEYS = ("boundaries_s", "quanta_s", "beta", "reevaluate_every_steps")
+DEFAULT_PREEMPT_MAX_VICTIM_TOKENS: int | None = None
+DEFAULT_PREEMPT_MIN_RUN_STEPS = 0
+_QUEUE_KEYS = ("boundaries_s", "quanta_s", "beta", "reevaluate_every_steps", "order_within_queue")
+_SERVICE_KEYS = {"service_unit": "unit", "decode_token_s": "decode_token_s", "prefill_token_s": "prefill_token_s"}
+PAPER_SETTINGS = {"service_unit": "wall", "order_within_queue": "call"}
 
 
 @dataclass(frozen=True)
 class PluginSettings:
     policy: str = DEFAULT_POLICY
     queue_params: dict[str, Any] = field(default_factory=dict)
+    service: ServiceModel = field(default_factory=ServiceModel)
     max_preemptions_per_step: int = DEFAULT_MAX_PREEMPTIONS_PER_STEP
+    preempt_max_victim_tokens: int | None = DEFAULT_PREEMPT_MAX_VICTIM_TOKENS
+    preempt_min_run_steps: int = DEFAULT_PREEMPT_MIN_RUN_STEPS
     idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S
     max_programs: int = DEFAULT_MAX_PROGRAMS
 
     @classmethod
     def from_mapping(cls, raw: dict[str, Any] | None) -> PluginSettings:
         raw = dict(raw or {})
-        valid = ("policy", "max_preemptions_per_step", "idle_timeout_s", "max_programs") + _QUEUE_KEYS
+        valid = ("policy", "max_preemptions_per_step", "preempt_max_victim_tokens", "preempt_min_run_steps")
+        valid += ("idle_timeout_s", "max_programs") + _QUEUE_KEYS
+        valid += tuple(_SERVICE_KEYS)
         unknown = sorted(set(raw) - set(valid))
         if unknown:
             raise ValueError(f"unknown autellix setting(s) {unknown}; valid: {list(valid)}")
         queue_params = {k: raw.pop(k) for k in _QUEUE_KEYS if k in raw}
-        settings = cls(queue_params=queue_params, **raw)
-        max_pre = settings.max_preemptions_per_step
-        if not isinstance(max_pre, int) or max_pre < 0:
-            raise ValueError(f"max_preemptions_per_step must be an integer >= 0, got {max_pre!r}")
+        service = ServiceModel(**{field_: raw.pop(k) for k, field_ in _SERVICE_KEYS.items() if k in raw})
+        settings = cls(queue_params=queue_params, service=service, **raw)
+        for name in ("max_preemptions_per_step", "preempt_min_run_steps", "preempt_max_victim_tokens"):
+            value = getattr(settings, name)
+            if name == "preempt_max_victim_tokens" and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
         settings.make_policy()  # validates the policy name and queue parameters
         return settings
 

@@ -115,3 +115,15 @@ def test_pcie_batched_swap_beats_per_block_copies():
         link.transfer_time_s(10, 0)
     with pytest.raises(ValueError):
         PcieSwapModel(bandwidth_Bps=0)
+
+
+def test_replay_config_header_quotes_the_kv_capacity_the_code_computes():
+    """bench/replay/config.py's header states KV sizes; they must be what the presets give."""
+    import re
+
+    from autellix_ray.bench.replay import config
+
+    header = config.__doc__
+    for preset in ("a100-80gb/llama-3.1-8b", "a100-40gb/llama-3.1-8b"):
+        tokens = get_preset(preset).kv_capacity_tokens(0.9)
+        assert f"{tokens:,} tokens = {tokens // 16:,} blocks" in re.sub(r"\s+", " ", header)

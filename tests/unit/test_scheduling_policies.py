@@ -190,3 +190,45 @@ def test_fcfs_never_outranks_and_srpt_outranks_by_remaining_work():
     srpt.add(Call("big", "p", remaining_s=5.0), 0.0)
     srpt.add(Call("small", "q", remaining_s=1.0), 0.0)
     assert srpt.outranks("small", "big") and not srpt.outranks("big", "small")
+
+
+@pytest.mark.parametrize("name", ["plas", "atlas"])
+def test_program_order_inside_a_queue_keeps_older_programs_first(name):
+    """Calls of one queue run by their program's first arrival, not by call arrival: the
+    program that started first keeps its place even when its next call arrives last."""
+    policy = make_scheduling_policy(name, boundaries_s=BOUNDS, beta=None)
+    assert policy.order_within_queue == "program"  # the default for PLAS and ATLAS
+    finish_with_service(policy, "a0", "old", 0.1, 0.0)  # "old" starts first, stays in Q1
+    policy.add(Call("b0", "young"), 1.0)
+    policy.add(Call("a1", "old"), 2.0)
+    policy.add(Call("b1", "young2"), 3.0)
+    assert [policy.level(c) for c in ("a1", "b0", "b1")] == [0, 0, 0]
+    assert list(policy.order()) == ["a1", "b0", "b1"]
+    assert policy.key("a1") < policy.key("b0") < policy.key("b1")
+
+
+@pytest.mark.parametrize("name", ["plas", "atlas"])
+def test_call_order_inside_a_queue_is_the_papers(name):
+    policy = make_scheduling_policy(name, boundaries_s=BOUNDS, beta=None, order_within_queue="call")
+    finish_with_service(policy, "a0", "old", 0.1, 0.0)
+    policy.add(Call("b0", "young"), 1.0)
+    policy.add(Call("a1", "old"), 2.0)
+    assert list(policy.order()) == ["b0", "a1"]
+
+
+def test_program_order_survives_demotion_and_promotion():
+    policy = make_scheduling_policy("plas", boundaries_s=BOUNDS, beta=1.0, reevaluate_every_steps=1)
+    policy.add(Call("a", "old"), 0.0)
+    policy.add(Call("b", "young"), 1.0)
+    policy.on_step({"a": 1.5, "b": 1.5}, now_s=2.5, step_wall_s=1.5)  # both demoted to Q2
+    assert policy.level("a") == policy.level("b") == 1
+    assert list(policy.order()) == ["a", "b"]
+    promoted = policy.promote_starved(now_s=100.0)  # both starved: back to Q1, same order
+    assert sorted(promoted) == ["a", "b"] and list(policy.order()) == ["a", "b"]
+
+
+def test_baselines_keep_call_order_and_bad_orders_are_rejected():
+    assert make_scheduling_policy("mlfq").order_within_queue == "call"
+    assert make_scheduling_policy("fcfs").order_within_queue == "call"
+    with pytest.raises(ValueError, match="order_within_queue must be one of"):
+        make_scheduling_policy("plas", order_within_queue="newest")

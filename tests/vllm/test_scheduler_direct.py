@@ -121,7 +121,9 @@ def test_token_budget_full_also_triggers_preemption(tiny_model_path):
 
 
 def test_service_is_the_wall_time_of_scheduled_steps_and_reaches_the_output(tiny_model_path):
-    s = make_scheduler(tiny_model_path, "plas", max_num_seqs=1, boundaries_s=(0.0, 10.0), beta=None)
+    s = make_scheduler(
+        tiny_model_path, "plas", max_num_seqs=1, boundaries_s=(0.0, 10.0), beta=None, service_unit="wall"
+    )
     a = make_request(16, 3, program="p", thread="t1")
     b = make_request(16, 3, program="p", thread="t2")
     s.add_request(a)
@@ -136,8 +138,24 @@ def test_service_is_the_wall_time_of_scheduled_steps_and_reaches_the_output(tiny
     assert row.service_s == pytest.approx(1.5) and row.wait_s == pytest.approx(0.75)
 
 
+@pytest.mark.parametrize("step_s", [0.01, 2.0])
+def test_work_service_counts_tokens_whatever_the_step_time(tiny_model_path, step_s):
+    """The default unit: batch-1 work (16 prompt tokens, then 2 decode steps), not the step's wall time."""
+    s = make_scheduler(tiny_model_path, "plas", max_num_seqs=2, boundaries_s=(0.0, 10.0), beta=None)
+    service = s.autellix_settings.service
+    assert service.unit == "work"
+    a = make_request(16, 3, program="p")
+    s.add_request(a)
+    finished = run_until_done(s, step_s=step_s)
+    report = finished[a.request_id].kv_transfer_params["autellix"]
+    assert report["service_s"] == pytest.approx(16 * service.prefill_token_s + 2 * service.decode_token_s)
+    assert report["wait_s"] == pytest.approx(0.0, abs=1e-9)  # always scheduled: no wait at any step time
+
+
 def test_demotion_moves_a_long_call_below_a_new_one(tiny_model_path):
-    s = make_scheduler(tiny_model_path, "mlfq", max_num_seqs=1, boundaries_s=BOUNDS, beta=None)
+    s = make_scheduler(
+        tiny_model_path, "mlfq", max_num_seqs=1, boundaries_s=BOUNDS, beta=None, service_unit="wall"
+    )
     long = make_request(16, 100, program="long")
     s.add_request(long)
     for _ in range(3):
@@ -153,7 +171,8 @@ def test_demotion_moves_a_long_call_below_a_new_one(tiny_model_path):
 
 def test_anti_starvation_promotes_a_starved_waiting_call(tiny_model_path):
     s = make_scheduler(
-        tiny_model_path, "plas", max_num_seqs=1, boundaries_s=BOUNDS, beta=1.0, reevaluate_every_steps=1
+        tiny_model_path, "plas", max_num_seqs=1, boundaries_s=BOUNDS, beta=1.0, reevaluate_every_steps=1,
+        service_unit="wall",  # the hog's wall-time service demotes it below the promoted call
     )
     starved = heavy(service=1.0, max_tokens=2, program="starved")  # Q3
     s.add_request(starved)
@@ -216,7 +235,8 @@ def test_atlas_siblings_share_a_priority_and_run_together(tiny_model_path):
     out, _ = step(s)
     assert {r.request_id for r in kids} <= set(out.num_scheduled_tokens)
     prios = [s.program_policy.state(r.request_id).priority_s for r in kids]
-    assert prios == [pytest.approx(0.6)] * 3  # the root's 2 steps of 0.3 s: Q2, above the others
+    root_service = s.program_policy.table.get("tree").critical_path_s  # the root's work: Q1, above the others
+    assert root_service > 0 and prios == [pytest.approx(root_service)] * 3
     assert s.autellix_counters.num_proactive_preemptions == 3
 
 
@@ -259,3 +279,61 @@ def test_report_carries_prefix_cache_hits_and_kv_usage(tiny_model_path):
     assert report["num_prompt_tokens"] == 3 * BLOCK_SIZE + 2
     assert report["num_cached_tokens"] == 3 * BLOCK_SIZE  # the shared full blocks
     assert 0.0 <= report["engine_kv_usage"] <= 1.0
+
+
+def _two_low_calls_then_urgent(s, prompt_len=32, steps_before=2):
+    low = [heavy(prompt_len=prompt_len, max_tokens=50, program=f"low{i}") for i in range(2)]
+    for r in low:
+        s.add_request(r)
+    for _ in range(steps_before):
+        step(s)
+    urgent = make_request(16, 4, program="fresh")
+    s.add_request(urgent)
+    return low, urgent
+
+
+def test_cost_bound_keeps_long_contexts_running(tiny_model_path):
+    """A running call with more computed tokens than the bound is not preempted to admit a better one."""
+    for bound, expect in ((64, 0), (None, 1)):
+        s = make_scheduler(
+            tiny_model_path, "plas", max_num_seqs=2, boundaries_s=BOUNDS, beta=None,
+            preempt_max_victim_tokens=bound,
+        )
+        low, urgent = _two_low_calls_then_urgent(s, prompt_len=200)
+        out, _ = step(s)
+        assert s.autellix_counters.num_proactive_preemptions == expect
+        assert (urgent.request_id in out.num_scheduled_tokens) == bool(expect)
+
+
+def test_hysteresis_protects_calls_just_admitted(tiny_model_path):
+    s = make_scheduler(
+        tiny_model_path, "plas", max_num_seqs=2, boundaries_s=BOUNDS, beta=None, preempt_min_run_steps=4
+    )
+    low, urgent = _two_low_calls_then_urgent(s, steps_before=1)  # the low calls ran 1 step
+    preempted_at = None
+    for i in range(6):
+        step(s)
+        if s.autellix_counters.num_proactive_preemptions and preempted_at is None:
+            preempted_at = i + 1  # steps the victims had run before this one preempted one
+    assert preempted_at == 4
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"preempt_max_victim_tokens": -1}, "preempt_max_victim_tokens must be an integer >= 0"),
+        ({"preempt_min_run_steps": 1.5}, "preempt_min_run_steps must be an integer >= 0"),
+        ({"service_unit": "tokens"}, "service unit must be one of"),
+        ({"order_within_queue": "lifo"}, "order_within_queue must be one of"),
+    ],
+)
+def test_bad_plugin_settings_fail_at_start(tiny_model_path, settings, message):
+    with pytest.raises(ValueError, match=message):
+        make_scheduler(tiny_model_path, "plas", **settings)
+
+
+def test_kv_holding_waiting_follows_the_policy_order(tiny_model_path):
+    from autellix_ray.vllm.queue import PolicyOrderedQueue
+
+    s = make_scheduler(tiny_model_path, "plas")
+    assert isinstance(s.kv_holding_waiting, PolicyOrderedQueue) and isinstance(s.waiting, PolicyOrderedQueue)

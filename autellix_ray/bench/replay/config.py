@@ -4,9 +4,10 @@ Engine limits (``EngineConfig``), defaults for one A100-SXM4-80GB serving Llama-
 
 - ``num_gpu_blocks``: KV blocks of 16 tokens that fit next to the weights at vLLM's
   default ``gpu_memory_utilization=0.9``: ``CostModel.kv_capacity_tokens(0.9) // 16``
-  = (0.9 x 80 GB - 16.1 GB layers + lm_head - 1.05 GB embedding) / 128 KiB per token
-  (2 x 32 layers x 8 KV heads x 128 x 2 B) = 419,690 tokens = 26,230 blocks. (vLLM logs
-  about 450K tokens of KV cache for this model and GPU; activations are ignored here.)
+  = (0.9 x 80 GB - 15.0 GB layers + lm_head - 1.05 GB embedding) / 128 KiB per token
+  (2 x 32 layers x 8 KV heads x 128 x 2 B) = 426,788 tokens = 26,674 blocks (the
+  ``a100-40gb`` preset: 152,130 tokens = 9,508 blocks). vLLM logs about 450K tokens of KV
+  cache for this model and GPU; activations are ignored here. A test checks these numbers.
 - ``max_num_seqs=256`` and ``max_num_batched_tokens=8192``: vLLM 0.32's defaults on an
   A100 for the ``LLM`` class (``EngineArgs._set_default_args``; ``vllm serve`` on an A100
   uses 2048 batched tokens). Calibration bursts gave the same latencies with 2048 (ShareGPT
@@ -24,11 +25,19 @@ Llama-3.1's 128K context):
 - ``vllm``: stock scheduler, FCFS, prefix caching OFF (the paper's "vLLM").
 - ``vllm-opt``: stock scheduler, FCFS, prefix caching ON (the paper's "vLLM-opt";
   multi-step scheduling does not exist in V1, whose async scheduling is the successor).
-- ``mlfq``: our plugin with FastServe-style MLFQ (new calls enter Q1), prefix caching ON.
-- ``plas`` / ``atlas``: our plugin with PLAS / ATLAS, prefix caching ON.
+- ``mlfq``: our plugin with FastServe-style MLFQ (new calls enter Q1, quanta in wall
+  time), prefix caching ON.
+- ``plas`` / ``atlas``: our plugin with the paper's PLAS / ATLAS (``PAPER_SETTINGS``:
+  service = wall time of the steps a call was in, FCFS by call inside a queue), prefix
+  caching ON.
+- ``autellix`` / ``autellix-atlas``: the plugin's shipped defaults with PLAS / ATLAS
+  (load-invariant work as service, programs in a stable order inside a queue; see
+  ``autellix_ray/vllm/settings.py``).
+- ``program-fcfs``: calls ordered by their program's first arrival (one queue, program
+  order, no anti-starvation): the order Continuum-style systems use.
 - ``srpt``: our plugin with the clairvoyant SRPT oracle: each call carries
   ``remaining_s`` (see ``engine.remaining_service``), prefix caching ON.
-- ``plas-swap`` / ``atlas-swap``: ``plas`` / ``atlas`` with the swap connector
+- ``plas-swap`` / ``atlas-swap``: the paper's ``plas`` / ``atlas`` with the swap connector
   (``autellix_ray.vllm.swap_connector``, its scheduler side, unchanged): a preempted call's
   KV goes to a host pool of ``EngineConfig.swap_host_pool_gib`` and is loaded back on
   resume instead of recomputed; each step is charged the PCIe time of its swaps
@@ -115,15 +124,22 @@ class PolicySpec:
         }
 
 
+# The paper's PLAS/ATLAS (the plugin's defaults are load-invariant and program-ordered).
+PAPER_SETTINGS: dict[str, Any] = {"service_unit": "wall", "order_within_queue": "call"}
+PROGRAM_FCFS_SETTINGS: dict[str, Any] = {"boundaries_s": (0.0,), "beta": None, "order_within_queue": "program"}
+
 POLICIES: dict[str, PolicySpec] = {
     "vllm": PolicySpec("vllm", None, prefix_caching=False),
     "vllm-opt": PolicySpec("vllm-opt", None, prefix_caching=True),
-    "mlfq": PolicySpec("mlfq", "mlfq"),
-    "plas": PolicySpec("plas", "plas"),
-    "atlas": PolicySpec("atlas", "atlas"),
+    "mlfq": PolicySpec("mlfq", "mlfq", settings={"service_unit": "wall"}),
+    "plas": PolicySpec("plas", "plas", settings=PAPER_SETTINGS),
+    "atlas": PolicySpec("atlas", "atlas", settings=PAPER_SETTINGS),
+    "autellix": PolicySpec("autellix", "plas"),
+    "autellix-atlas": PolicySpec("autellix-atlas", "atlas"),
+    "program-fcfs": PolicySpec("program-fcfs", "plas", settings=PROGRAM_FCFS_SETTINGS),
     "srpt": PolicySpec("srpt", "srpt"),
-    "plas-swap": PolicySpec("plas-swap", "plas", swap=True),
-    "atlas-swap": PolicySpec("atlas-swap", "atlas", swap=True),
+    "plas-swap": PolicySpec("plas-swap", "plas", settings=PAPER_SETTINGS, swap=True),
+    "atlas-swap": PolicySpec("atlas-swap", "atlas", settings=PAPER_SETTINGS, swap=True),
 }
 
 

@@ -28,8 +28,12 @@ reports finished calls return in ``kv_transfer_params["autellix"]``), as the ser
 layer does, so PLAS/ATLAS priorities follow a program across engines.
 
 SRPT oracle (clairvoyant, simulation only): every call carries ``remaining_s``, the
-program's remaining service from this call on, from the cost model at batch size 1
-(``remaining_service``).
+work its program still has to do when the call is issued (every call not finished yet,
+this one included), in the same units the plugin credits as service (``ServiceModel``:
+batch-1 work per prompt token computed and per decoded token; ``call_work_s``), so the
+oracle's key (remaining minus service received since) never mixes units. It is a
+clairvoyant heuristic, not a lower bound: with batching and prefix caching no order is
+known to be optimal.
 """
 
 from __future__ import annotations
@@ -46,8 +50,8 @@ from typing import Any
 from autellix_ray.bench.cost_model import PCIE4_X16, CostModel
 from autellix_ray.bench.replay.config import BLOCK_SIZE, EngineConfig, PolicySpec, get_policy
 from autellix_ray.bench.replay.prompts import ProgramPrompts, SharedPrefixes
-from autellix_ray.bench.workloads.model import ProgramSpec, Workload
-from autellix_ray.core import EngineLoad, RouteRequest, make_router
+from autellix_ray.bench.workloads.model import CallSpec, ProgramSpec, Workload
+from autellix_ray.core import EngineLoad, RouteRequest, ServiceModel, make_router
 
 REPORT_KEY = "autellix"
 
@@ -239,24 +243,14 @@ class SimEngine:
 
 
 # ---------------------------------------------------------------------------------
-def remaining_service(program: ProgramSpec, cost_model: CostModel) -> list[float]:
-    """SRPT oracle hint: for each call, the program's service from that call on (seconds).
+def call_work_s(call: CallSpec, service: ServiceModel) -> float:
+    """The service the plugin will credit a call with, if its reusable prefix is cached.
 
-    A call's service is estimated at batch size 1: one prefill of its new tokens after
-    its reusable prefix, then one decode step per output token at its mean context.
+    One prefill chunk of its new prompt tokens (which also yields the first output token),
+    then one decode step per further output token (``ServiceModel.step_service_s``).
     """
-    est = []
-    for call in program.calls:
-        cached = max(call.reuse_tokens, call.shared_prefix_tokens)
-        new = call.prompt_tokens - cached
-        t = cost_model.step_time_s([new], [], [cached]) if new > 0 else 0.0
-        t += call.decode_tokens * cost_model.step_time_s([], [call.prompt_tokens + call.decode_tokens // 2 + 1])
-        est.append(t)
-    out, acc = [], 0.0
-    for t in reversed(est):
-        acc += t
-        out.append(acc)
-    return out[::-1]
+    new = call.prompt_tokens - max(call.reuse_tokens, call.shared_prefix_tokens)
+    return service.step_service_s(max(new, 1), 0.0) + (call.decode_tokens - 1) * service.step_service_s(1, 0.0)
 
 
 @dataclass
@@ -293,9 +287,9 @@ class ReplayResult:
 
 
 class _Program:
-    __slots__ = ("dependents", "deps_left", "finish_s", "index", "num_done", "prompts", "remaining", "spec")
+    __slots__ = ("dependents", "deps_left", "finish_s", "index", "num_done", "prompts", "spec", "work", "work_left")
 
-    def __init__(self, index: int, spec: ProgramSpec, prompts: ProgramPrompts, remaining: list[float] | None) -> None:
+    def __init__(self, index: int, spec: ProgramSpec, prompts: ProgramPrompts, work: list[float] | None) -> None:
         self.index = index
         self.spec = spec
         deps = spec.dependencies()
@@ -307,7 +301,8 @@ class _Program:
         self.num_done = 0
         self.finish_s = math.nan
         self.prompts = prompts
-        self.remaining = remaining
+        self.work = work  # per call, for the SRPT oracle (None otherwise)
+        self.work_left = sum(work) if work is not None else 0.0
 
 
 def replay(
@@ -346,8 +341,9 @@ def replay(
     cluster: dict[str, list[float]] = {}  # program id -> [service, critical path, wait]
 
     shared = SharedPrefixes(seed)
+    service = _service_model(policy) if policy.clairvoyant else None
     programs = [
-        _Program(i, p, ProgramPrompts(p, seed, shared), remaining_service(p, cost_model) if policy.clairvoyant else None)
+        _Program(i, p, ProgramPrompts(p, seed, shared), [call_work_s(c, service) for c in p.calls] if service else None)
         for i, p in enumerate(workload.programs)
     ]
     events: list[tuple[float, int, int, int]] = []  # (time, seq, program index, call index)
@@ -367,8 +363,8 @@ def replay(
         pid = prog.spec.program_id
         prompt, output = prog.prompts.build(i)
         extra: dict[str, Any] = {}
-        if prog.remaining is not None:
-            extra["remaining_s"] = prog.remaining[i]
+        if prog.work is not None:
+            extra["remaining_s"] = prog.work_left
         if share_state and pid in cluster:
             service, critical, wait = cluster[pid]
             extra.update(program_service_s=service, program_critical_path_s=critical, program_wait_s=wait)
@@ -391,6 +387,8 @@ def replay(
     def finished(rid: str, report: dict | None) -> None:
         nonlocal num_programs_left
         prog, i = calls_of.pop(rid)
+        if prog.work is not None:
+            prog.work_left -= prog.work[i]
         if report is not None and share_state:
             row = cluster.setdefault(prog.spec.program_id, [0.0, 0.0, 0.0])
             row[0] += report["service_s"]
@@ -454,6 +452,12 @@ def replay(
         num_calls=num_calls,
         plugin_counters=counters,
     )
+
+
+def _service_model(policy: PolicySpec) -> ServiceModel:
+    from autellix_ray.vllm.settings import PluginSettings
+
+    return PluginSettings.from_mapping({"policy": policy.autellix_policy, **policy.settings}).service
 
 
 def programs_left_ids(programs: Sequence[_Program]) -> list[str]:

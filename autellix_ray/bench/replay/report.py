@@ -300,9 +300,9 @@ The call order is all a scheduler controls, and it matters only while calls wait
 a call waits only when `max_num_seqs` calls are already running or the KV cache is full. The
 table above shows, per workload, the largest batch vLLM-opt ran, how often it preempted, how far
 MLFQ and our policy got from vLLM-opt at any swept rate, and what the clairvoyant SRPT oracle
-(which knows every program's remaining work) gained at the most loaded rate. SRPT bounds what any
-reordering can buy: where it gains nothing, no policy can, and a throughput ratio of 2.5x at
-equal latency is out of reach whatever the parameters.
+(which knows every program's remaining work) gained at the most loaded rate. The oracle is a
+clairvoyant heuristic, not a lower bound: with batching and prefix caching no order is known to
+be optimal, and a stable program order can match or beat it (see the cache-coherence results).
 
 On the A100-80GB with vLLM's defaults (256 sequences, ~420K tokens of KV cache) the engine has
 more room than these programs use. A single-threaded program has one call in flight, and a

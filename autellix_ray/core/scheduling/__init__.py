@@ -11,6 +11,7 @@ from autellix_ray.core.scheduling.registry import (
     make_queue_config,
     make_scheduling_policy,
 )
+from autellix_ray.core.scheduling.service import ServiceModel
 from autellix_ray.core.scheduling.srpt import SRPTOraclePolicy
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "QueueConfig",
     "SCHEDULING_POLICIES",
     "SRPTOraclePolicy",
+    "ServiceModel",
     "SchedulingPolicy",
     "make_queue_config",
     "make_scheduling_policy",

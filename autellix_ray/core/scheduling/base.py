@@ -5,7 +5,8 @@ Caller's contract (the vLLM plugin, the replay simulator and the tests all follo
 - ``on_step(served, now_s, step_wall_s)`` after every engine step, with the service
   each scheduled call received in that step;
 - ``order()`` yields every active call, highest priority first (the batch is formed
-  by walking it and stopping at the first call that does not fit);
+  by walking it and stopping at the first call that does not fit): by queue, then
+  inside a queue by call arrival or by program (``QueueConfig.order_within_queue``);
 - ``finish(call_id, now_s)`` when a call completes or is aborted; the returned
   ``FinishedCall`` carries the call's service and wait for the program table.
 
@@ -59,7 +60,8 @@ class CallState:
     level: int
     priority_s: float  # the policy's priority value at arrival (lower runs first)
     critical_path_start_s: float  # exact/scalar ATLAS start, recorded for every policy
-    arrival_seq: int  # FCFS order inside a queue
+    arrival_seq: int  # call arrival order (unique per policy instance)
+    order_key: tuple  # position inside its queue: (arrival_seq,) or (program start, program, arrival_seq)
     quantum_left_s: float
     service_s: float = 0.0  # attained service of this call
     busy_s: float = 0.0  # wall time of the steps this call was scheduled in
@@ -92,12 +94,14 @@ class SchedulingPolicy(ABC):
     """
 
     name: ClassVar[str]
+    default_order_within_queue: ClassVar[str] = "call"
 
     def __init__(self, config: QueueConfig | None = None, table: ProgramTable | None = None) -> None:
         self.config = config if config is not None else self.default_config()
         self.table = table if table is not None else ProgramTable()
-        # Each queue maps arrival sequence -> call: FCFS by arrival inside a queue, so
-        # a promoted or demoted call takes its arrival place in the new queue.
+        self.order_within_queue = self.config.order_within_queue or self.default_order_within_queue
+        # Each queue maps a call's order key -> call (see ``_order_key``), so a promoted or
+        # demoted call takes its place in the new queue by the same key.
         self._levels: list[SortedDict] = [SortedDict() for _ in range(self.config.num_levels)]
         self._calls: dict[str, CallState] = {}
         self._keys: dict[str, tuple] = {}  # call id -> sort key, kept current on queue moves
@@ -184,19 +188,31 @@ class SchedulingPolicy(ABC):
         cp_start = exact if exact is not None else row.critical_path_s
         priority = self.initial_priority_s(call, row, cp_start)
         level = self.config.level_for(priority)
+        seq = next(self._seq)
         state = CallState(
             call=call,
             arrival_s=now_s,
             level=level,
             priority_s=priority,
             critical_path_start_s=cp_start,
-            arrival_seq=next(self._seq),
+            arrival_seq=seq,
+            order_key=self._order_key(row, seq),
             quantum_left_s=self.config.entry_quantum_s(level, priority),
         )
         self._calls[call.call_id] = state
-        self._levels[level][state.arrival_seq] = state
-        self._keys[call.call_id] = (level, state.arrival_seq)
+        self._levels[level][state.order_key] = state
+        self._keys[call.call_id] = (level, *state.order_key)
         return state
+
+    def _order_key(self, row: ProgramRow, arrival_seq: int) -> tuple:
+        """Position inside a queue: call arrival, or program first arrival then call arrival.
+
+        The program's start time (then its id) is the same for all its calls and never
+        changes while its row lives, so calls of older programs go first at every step.
+        """
+        if self.order_within_queue == "program":
+            return (row.started_s, row.program_id, arrival_seq)
+        return (arrival_seq,)
 
     def on_step(
         self, served: Mapping[str, float], now_s: float, step_wall_s: float | None = None
@@ -236,7 +252,7 @@ class SchedulingPolicy(ABC):
     def finish(self, call_id: str, now_s: float) -> FinishedCall:
         """Remove a completed or aborted call and fold it into its program's row."""
         st = self._calls.pop(call_id)
-        del self._levels[st.level][st.arrival_seq]
+        del self._levels[st.level][st.order_key]
         del self._keys[call_id]
         wait = st.wait_s(now_s)
         call = st.call
@@ -258,10 +274,10 @@ class SchedulingPolicy(ABC):
 
     # -- internals ----------------------------------------------------------
     def _move(self, st: CallState, level: int) -> None:
-        del self._levels[st.level][st.arrival_seq]
+        del self._levels[st.level][st.order_key]
         st.level = level
-        self._levels[level][st.arrival_seq] = st
-        self._keys[st.call.call_id] = (level, st.arrival_seq)
+        self._levels[level][st.order_key] = st
+        self._keys[st.call.call_id] = (level, *st.order_key)
 
     def _demote(self, st: CallState) -> None:
         last = self.config.num_levels - 1

@@ -18,6 +18,7 @@ from autellix_ray.core.scheduling.base import Call, SchedulingPolicy
 
 class PLASPolicy(SchedulingPolicy):
     name = "plas"
+    default_order_within_queue = "program"
 
     def initial_priority_s(self, call: Call, row: ProgramRow, critical_path_start_s: float) -> float:
         return row.service_s

@@ -17,6 +17,13 @@ Parameters (``QueueConfig``):
   which holds the bound (the same test: 1.9x).
 - ``reevaluate_every_steps``: the anti-starvation sweep runs every N engine steps
   (multi-step scheduling); demotion of served calls is checked every step.
+- ``order_within_queue``: how calls of one queue are ordered. ``"call"``: by call
+  arrival (the paper; FCFS inside a queue). ``"program"``: by their program's first
+  arrival, then call arrival, so ties between programs are broken the same way at
+  every step: a working set of programs keeps running and keeps its prefix cache hot
+  instead of rotating through every program (call-FCFS evicts each program's cached
+  context before its next call under a sustained queue). None: the policy's default
+  (``program`` for PLAS/ATLAS, ``call`` for the FCFS/MLFQ baselines).
 
 Defaults and why:
 - K = 8 queues, boundaries 0, 0.5, 1, 2, 4, 8, 16, 32 s. Doubling keeps demotions
@@ -39,6 +46,7 @@ from dataclasses import dataclass
 DEFAULT_BOUNDARIES_S: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 DEFAULT_BETA = 8.0
 DEFAULT_REEVALUATE_EVERY_STEPS = 4
+ORDERS_WITHIN_QUEUE = ("call", "program")
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,7 @@ class QueueConfig:
     quanta_s: tuple[float, ...] | None = None
     beta: float | None = DEFAULT_BETA
     reevaluate_every_steps: int = DEFAULT_REEVALUATE_EVERY_STEPS
+    order_within_queue: str | None = None
 
     def __post_init__(self) -> None:
         b = tuple(float(x) for x in self.boundaries_s)
@@ -73,6 +82,11 @@ class QueueConfig:
         if not isinstance(self.reevaluate_every_steps, int) or self.reevaluate_every_steps < 1:
             raise ValueError(
                 f"reevaluate_every_steps must be an integer >= 1, got {self.reevaluate_every_steps!r}"
+            )
+        if self.order_within_queue is not None and self.order_within_queue not in ORDERS_WITHIN_QUEUE:
+            raise ValueError(
+                f"order_within_queue must be one of {list(ORDERS_WITHIN_QUEUE)} (or None for the "
+                f"policy's default), got {self.order_within_queue!r}"
             )
 
     @property

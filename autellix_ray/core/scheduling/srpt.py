@@ -3,9 +3,12 @@
 Algorithm: run the call whose program has the least work left, where the caller
 tells the work left at arrival (``Call.remaining_s``: the program's remaining
 service including this call) and the policy subtracts the service received since.
-Ties break by arrival. No queues, no anti-starvation: it is the lower bound on
-mean response time that the replay benchmark compares against, never a policy
-for a live engine (nobody knows remaining work there).
+Ties break by arrival. No queues, no anti-starvation. The caller must give
+``remaining_s`` in the units the policy is credited service in (the replay uses the
+plugin's ``ServiceModel``), or the key mixes units. A clairvoyant heuristic the
+replay benchmark compares against, not a lower bound (with batching and prefix
+caching no order is known to be optimal), and never a policy for a live engine
+(nobody knows remaining work there).
 Parameters: none.
 """
 
