@@ -5,23 +5,83 @@ from ``deployments/local-cpu.yaml`` (2 vLLM-CPU replicas with the Autellix
 scheduler, program-table and router actors), then runs a population of example
 agents at once: ReAct loops with real tools and LATS-style tree searches over
 the OpenAI HTTP API, and ReAct loops inside Ray actors over deployment handles.
-It prints a per-program table (latency, calls, service and wait from the
-program table, pinned engine) and shuts everything down.
+It prints its own progress and a per-program table (latency, calls, service and
+wait from the program table, and the engines each program's calls ran on, from
+the calls' reports) and shuts everything down. Library logs (Ray, vLLM, httpx,
+openai) go to a log file whose path it prints.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import logging
 import os
+import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "deployments" / "local-cpu.yaml"
+LIBRARY_LOGGERS = ("ray", "vllm", "httpx", "httpcore", "openai", "urllib3", "filelock", "asyncio", "py.warnings")
+
+
+def _logs_to_file(path: str) -> None:
+    """Send the libraries' log records (and Python warnings) to ``path`` instead of the
+    terminal. Call again after Ray/Serve start: they attach their own handlers."""
+    handler = next((h for h in logging.root.handlers if getattr(h, "_autellix_demo", False)), None)
+    if handler is None:
+        handler = logging.FileHandler(path)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler._autellix_demo = True  # type: ignore[attr-defined]
+    logging.captureWarnings(True)
+    logging.root.handlers = [handler]
+    logging.root.setLevel(logging.INFO)
+    names = set(LIBRARY_LOGGERS) | {n for n in logging.root.manager.loggerDict
+                                    if n.split(".")[0] in LIBRARY_LOGGERS}
+    for name in names:
+        logger = logging.getLogger(name)
+        logger.handlers = []
+        logger.propagate = True
+
+
+@contextlib.contextmanager
+def _stderr_to(path: str):
+    """Point file descriptor 2 (where C++ parts of Ray write) at ``path`` for a while."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "a") as f:
+        os.dup2(f.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def engine_of(reply: Any) -> str | None:
+    """The engine (replica) id a call ran on, from its report in ``kv_transfer_params``
+    (non-streaming responses over HTTP and over handles carry it)."""
+    params = getattr(reply, "kv_transfer_params", None)
+    if params is None:
+        params = (getattr(reply, "model_extra", None) or {}).get("kv_transfer_params")
+    report = params.get("autellix") if isinstance(params, dict) else None
+    engine = report.get("engine_id") if isinstance(report, dict) else None
+    return str(engine) if engine else None
+
+
+def engines_cell(engines: list[str | None], short: int = 6) -> str:
+    """``a1b2c3 x4, d4e5f6 x1``: calls per engine, short ids, most calls first; ``?`` counts
+    calls whose response carried no report."""
+    counts = Counter(e[:short] if e else "?" for e in engines)
+    return ", ".join(f"{e} x{n}" for e, n in counts.most_common()) or "-"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -34,20 +94,32 @@ def main(argv: list[str] | None = None) -> None:
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
+    fd, log_path = tempfile.mkstemp(prefix="autellix-demo-", suffix=".log", dir="/tmp")
+    os.close(fd)
+    print(f"library logs (Ray, vLLM, HTTP client): {log_path}", flush=True)
     import ray
     from ray import serve
 
-    from autellix_ray.serve.app import build_app
-
+    _logs_to_file(log_path)  # importing Ray installs its handlers; vLLM would install its own on import:
+    os.environ["VLLM_CONFIGURE_LOGGING"] = "0"  # only while this process imports it (engines keep theirs)
+    try:
+        from autellix_ray.serve.app import build_app
+    finally:
+        os.environ.pop("VLLM_CONFIGURE_LOGGING", None)
+    _logs_to_file(log_path)
     app_config = yaml.safe_load(Path(args.config).read_text())["applications"][0]
+    runtime_env = dict(app_config.get("runtime_env") or {})
+    # one OpenMP thread per engine: several engines on 2 cores otherwise slow down 20-40x
+    runtime_env["env_vars"] = {"OMP_NUM_THREADS": "1", **(runtime_env.get("env_vars") or {})}
     print(f"[1/4] starting Ray and the app from {args.config} (2 engines; ~1-2 min here)", flush=True)
     ray.init(num_cpus=8, object_store_memory=1 << 30, include_dashboard=False, log_to_driver=False,
-             _temp_dir=tempfile.mkdtemp(prefix="ray-demo-", dir="/tmp"),
-             runtime_env=app_config.get("runtime_env"))
+             _temp_dir=tempfile.mkdtemp(prefix="ray-demo-", dir="/tmp"), runtime_env=runtime_env)
     try:
+        _logs_to_file(log_path)
         serve.start(http_options={"host": "127.0.0.1", "port": 8000})
         started = time.monotonic()
         serve.run(build_app(app_config["args"]), name=app_config["name"], route_prefix="/", blocking=False)
+        _logs_to_file(log_path)
         _wait_ready("http://127.0.0.1:8000/v1/models")
         print(f"[2/4] app up in {time.monotonic() - started:.0f} s: http://127.0.0.1:8000/v1", flush=True)
         print(f"[3/4] running {args.react} ReAct + {args.trees} tree-search agents over HTTP, "
@@ -58,8 +130,10 @@ def main(argv: list[str] | None = None) -> None:
         _print_table(rows)
     finally:
         print("[4/4] shutting down", flush=True)
-        serve.shutdown()
-        ray.shutdown()
+        with _stderr_to(log_path):  # Ray's processes print their shutdown noise to fd 2
+            serve.shutdown()
+            ray.shutdown()
+        print(f"library logs: {log_path}", flush=True)
 
 
 def _wait_ready(url: str, timeout_s: float = 600) -> None:
@@ -82,10 +156,11 @@ async def _run_agents(args) -> list[dict]:
 
     async def one(kind, agent, **kw):
         program = await HTTPProgram.start("http://127.0.0.1:8000")
-        result, latency = await timed(agent(program, **kw))
+        engines: list[str | None] = []
+        result, latency = await timed(agent(program, on_reply=lambda r: engines.append(engine_of(r)), **kw))
         row = await program.row()
         return {"program": program.program_id[:14], "agent": kind, "via": "http", "latency_s": latency,
-                "calls": result["calls"], "row": row}
+                "calls": result["calls"], "row": row, "engines": engines}
 
     jobs = [one("react", react_agent, folder=str(ROOT / "autellix_ray")) for _ in range(args.react)]
     jobs += [one("tree-search", tree_search_agent) for _ in range(args.trees)]
@@ -100,11 +175,15 @@ def _run_actor_agents(n: int) -> list[dict]:
         async def run(self):
             from autellix_ray.agents import react_agent, timed
             from autellix_ray.client import HandleProgram
+            from autellix_ray.demo import engine_of
 
             program = await HandleProgram.start()
-            result, latency = await timed(react_agent(program, steps=3, folder="/nonexistent"))
+            engines: list[str | None] = []
+            result, latency = await timed(react_agent(program, steps=3, folder="/nonexistent",
+                                                      on_reply=lambda r: engines.append(engine_of(r))))
             return {"program": program.program_id[:14], "agent": "react", "via": "ray-handle",
-                    "latency_s": latency, "calls": result["calls"], "program_id": program.program_id}
+                    "latency_s": latency, "calls": result["calls"], "program_id": program.program_id,
+                    "engines": engines}
 
     results = ray.get([AgentActor.remote().run.remote() for _ in range(n)], timeout=600)
     table = ray.get_actor("autellix-program-table", namespace="autellix")
@@ -115,13 +194,14 @@ def _run_actor_agents(n: int) -> list[dict]:
 
 def _print_table(rows: list[dict]) -> None:
     print(f"\n{'program':<16}{'agent':<13}{'via':<12}{'calls':>6}{'latency s':>11}{'service s':>11}"
-          f"{'wait s':>9}  pinned engine")
+          f"{'wait s':>9}  engines (calls)")
     for r in sorted(rows, key=lambda r: r["latency_s"]):
         row = r["row"]
-        pins = ",".join(row.get("pinned_engines") or []) or "-"
         print(f"{r['program']:<16}{r['agent']:<13}{r['via']:<12}{r['calls']:>6}{r['latency_s']:>11.2f}"
-              f"{row['service_s']:>11.2f}{row['wait_s']:>9.2f}  {pins}")
-    print("\nservice = engine time credited to the program's calls; wait = time its calls queued.\n")
+              f"{row['service_s']:>11.2f}{row['wait_s']:>9.2f}  {engines_cell(r.get('engines', []))}")
+    print("\nservice = engine time credited to the program's calls; wait = time its calls queued;\n"
+          "engines = the replicas (first 6 characters of their ids) that ran the program's calls,\n"
+          "from each call's report (kv_transfer_params.autellix.engine_id).\n")
 
 
 if __name__ == "__main__":

