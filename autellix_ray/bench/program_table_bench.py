@@ -14,8 +14,9 @@ What the deployment sends, and what this benchmark therefore sends:
   ``--calls-per-program`` calls, each its own thread naming the previous one as parent, as
   unlabelled calls are; ``--live`` programs run at once); every call is reported, so finished
   programs' rows go idle and stay until the idle timeout, as in the deployment.
-- **checkpointing on**: the table is the deployment's ``ProgramTableActor`` (whole state
-  pickled into the GCS at most every second after a change, plus its own timer).
+- **checkpointing on**: the table is the deployment's ``ProgramTableActor`` (incremental
+  checkpoints into the GCS: the programs changed since the last one, at most every second
+  after a change, plus its own timer).
 
 How many replicas (N) send this does not change the cost per RPC, only the load: the actor
 sustains C(R) calls/s at rate R's batches whatever N is, so N replicas at R calls/s each need
@@ -23,10 +24,13 @@ N * R <= C(R). The sweep measures C(R) with ``--in-flight`` RPCs outstanding (en
 the actor busy) and tabulates N * R against it for ``--replicas``.
 
 Also measured: the same at rate 100 with checkpointing off and with ``--prefill`` idle rows
-already in the table (the steady state holds every program of the last 600 s), the old
-hot-set case (batches of 100 on 100 programs, checkpointing off) for comparison with the
-56k begin_calls/s published before, the actor's own CPU time per call (its process,
-all threads), and the checkpoint's cost (pickle + GCS write) against the number of rows.
+already in the table and checkpointed (the steady state holds every program of the last
+600 s, each written once when it last changed), the old hot-set case (batches of 100 on 100
+programs, checkpointing off) for comparison with the 56k begin_calls/s published before, a
+reference actor whose methods do nothing (Ray's own cost per RPC at the same batches), the
+actor's own CPU time per call (its process, all threads), and the checkpoint's cost against
+the number of rows: the first full write, a checkpoint after 100 programs changed, and a
+restore (a restarted actor reading every row back).
 
     python -m autellix_ray.bench.program_table_bench [--seconds 6]
 
@@ -39,7 +43,6 @@ import argparse
 import itertools
 import json
 import os
-import pickle
 import random
 import sys
 import tempfile
@@ -111,6 +114,18 @@ def _program_calls(programs, calls_per_program: int) -> list[tuple[str, str, lis
     return [(f"idle-{p}", f"c{j}", [f"c{j - 1}"] if j else []) for p in programs for j in range(calls_per_program)]
 
 
+def _commit() -> str:
+    """The commit measured (with "+uncommitted" if this benchmark's inputs differ from it)."""
+    import subprocess
+
+    def git(*a: str) -> str:
+        return subprocess.run(["git", *a], check=False, capture_output=True, text=True).stdout.strip()
+
+    dirty = git("status", "--porcelain", "--", "autellix_ray/serve/program_table.py",
+                "autellix_ray/serve/checkpoint.py", "autellix_ray/core/program_table.py", __file__)
+    return git("rev-parse", "--short", "HEAD") + ("+uncommitted" if dirty else "")
+
+
 def _cpu_s(pid: int) -> float:
     import psutil
 
@@ -170,36 +185,72 @@ def drive(table, rpcs: Iterator[tuple[str, list]], seconds: float, in_flight: in
         "gcs_cpu_us_per_call": round(1e6 * gcs / max(1, counts["begin"]), 1) if gcs is not None else None,
         "rows_at_end": stats["num_programs"],
         "checkpoints": stats["num_checkpoints"],
+        "checkpoint_keys_written": stats.get("checkpoint_keys_written"),
+        "checkpoint_backlog_at_end": stats.get("checkpoint_backlog"),
+        "load_average_1min_at_end": round(os.getloadavg()[0], 1),
     }
 
 
-def checkpoint_cost(rows_list: list[int], calls_per_program: int) -> list[dict]:
-    """Pickle + GCS write of the whole state against its row count (finished programs, idle rows)."""
+def checkpoint_cost(rows_list: list[int], calls_per_program: int, changed: int = 100) -> list[dict]:
+    """Checkpoint costs in the GCS against the row count (finished programs, idle rows)."""
     import ray
 
     from autellix_ray.serve.program_table import GcsStore, ProgramTableService
 
     @ray.remote(num_cpus=0)
     def measure(rows: int) -> dict:
-        service = ProgramTableService(max_programs=max(rows_list))
+        _clear_checkpoint()
+        service = ProgramTableService(max_programs=max(rows_list), store=GcsStore(),
+                                      max_keys_per_checkpoint=max(rows_list))
         for first in range(0, rows, 1000):
             calls = _program_calls(range(first, min(rows, first + 1000)), calls_per_program)
             service.begin_calls(calls)
             service.report_calls([_report(p, t, 0) for p, t, _ in calls])
-        service.store = GcsStore()
-        state = (service.table, service.owners, service.pending_pins, service.num_reports)
-        pickle_s, total_s = [], []
-        for _ in range(3):
+        start = time.perf_counter()
+        while service.stats()["checkpoint_backlog"]:
+            service.checkpoint()
+        full_s = time.perf_counter() - start
+        changed_s, size = [], 0
+        for rep in range(3):  # `changed` programs make one more call each, then a checkpoint
+            calls = [(f"idle-{p}", f"x{rep}", []) for p in range(rep * changed, (rep + 1) * changed)]
+            service.begin_calls(calls)
+            service.report_calls([_report(p, t, 0) for p, t, _ in calls])
             start = time.perf_counter()
-            pickle.dumps(state)
-            pickle_s.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            size = service.checkpoint()  # pickle + GCS write, as the actor does
-            total_s.append(time.perf_counter() - start)
-        return {"rows": rows, "checkpoint_bytes": size, "pickle_s": round(min(pickle_s), 4),
-                "checkpoint_s": round(min(total_s), 4)}
+            size = service.checkpoint()  # pickle + GCS writes, as the actor does
+            changed_s.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        restored = ProgramTableService(max_programs=max(rows_list), store=GcsStore())
+        restore_s = time.perf_counter() - start
+        assert restored.restored_programs == rows
+        return {"rows": rows, "first_full_write_s": round(full_s, 3), "changed_programs": changed,
+                "checkpoint_bytes_after_changes": size, "checkpoint_s_after_changes": round(min(changed_s), 4),
+                "restore_s": round(restore_s, 3)}
 
     return [ray.get(measure.remote(rows)) for rows in rows_list]
+
+
+def _clear_checkpoint() -> None:
+    from ray.experimental.internal_kv import _internal_kv_del
+
+    from autellix_ray.serve.checkpoint import LEGACY_KEY, MANIFEST_KEY, ROWS_PREFIX
+    from autellix_ray.serve.program_table import NAMESPACE
+
+    for key in (MANIFEST_KEY, LEGACY_KEY):
+        _internal_kv_del(key, namespace=NAMESPACE)
+    _internal_kv_del(ROWS_PREFIX, del_by_prefix=True, namespace=NAMESPACE)
+
+
+class EmptyTable:
+    """Reference: the table's RPC surface doing nothing (what one RPC costs in Ray alone)."""
+
+    def begin_calls(self, calls: list) -> list[dict]:
+        return [{"program_service_s": 0.0, "program_critical_path_s": 0.0, "program_wait_s": 0.0}] * len(calls)
+
+    def report_calls(self, reports: list) -> int:
+        return len(reports)
+
+    def stats(self) -> dict:
+        return {"num_programs": 0, "num_checkpoints": 0}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -218,28 +269,29 @@ def main(argv: list[str] | None = None) -> None:
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
-    from ray.experimental.internal_kv import _internal_kv_del
 
-    from autellix_ray.serve.program_table import (
-        CHECKPOINT_KEY,
-        NAMESPACE,
-        ProgramTableActor,
-        ProgramTableService,
-    )
+    from autellix_ray.serve.program_table import ProgramTableActor, ProgramTableService
 
     info = ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
                     _temp_dir=tempfile.mkdtemp(prefix="ray-bench-", dir="/tmp"))
     gcs_pid = _gcs_pid(info.address_info["session_dir"])
     PlainTable = ray.remote(num_cpus=0)(ProgramTableService)
+    Empty = ray.remote(num_cpus=0)(EmptyTable)
 
-    def run(name: str, rate: float, checkpointing: bool = True, prefill: int = 0, **shape) -> dict:
-        _internal_kv_del(CHECKPOINT_KEY, namespace=NAMESPACE)  # every run starts from an empty table
-        table = (ProgramTableActor if checkpointing else PlainTable).remote(idle_timeout_s=IDLE_TIMEOUT_S)
+    def run(name: str, rate: float, checkpointing: bool = True, prefill: int = 0, empty: bool = False,
+            **shape) -> dict:
+        _clear_checkpoint()  # every run starts from an empty table
+        if empty:
+            table = Empty.remote()
+        else:
+            table = (ProgramTableActor if checkpointing else PlainTable).remote(idle_timeout_s=IDLE_TIMEOUT_S)
         ray.get(table.stats.remote())
         for first in range(0, prefill, 10_000):  # finished programs, idle until the timeout (steady state)
             calls = _program_calls(range(first, min(prefill, first + 10_000)), args.calls_per_program)
             table.begin_calls.remote(calls)
             ray.get(table.report_calls.remote([_report(p, t, 0) for p, t, _ in calls]))
+        while checkpointing and ray.get(table.stats.remote())["checkpoint_backlog"]:
+            ray.get(table.checkpoint.remote())  # each row written once, as the steady state did over 600 s
         rpcs = workload(rate, args.calls_per_program, args.live, 0, name, **shape)
         record = {"case": name, "calls_per_s_per_replica": rate, "checkpointing": checkpointing,
                   "prefilled_rows": prefill, **drive(table, rpcs, args.seconds, args.in_flight, gcs_pid)}
@@ -251,6 +303,8 @@ def main(argv: list[str] | None = None) -> None:
     records.append(run("rate-100-checkpointing-off", 100, checkpointing=False))
     records.append(run("rate-100-prefilled", 100, prefill=args.prefill))
     records.append(run("old-hot-set-batch-100", 0, checkpointing=False, hot_programs=100, fixed_batch=100))
+    for rate in (10, 100):
+        records.append(run(f"reference-empty-actor-rate-{rate}", rate, checkpointing=False, empty=True))
     checkpoints = checkpoint_cost(args.checkpoint_rows, args.calls_per_program)
     for c in checkpoints:
         print(json.dumps(c))
@@ -271,6 +325,7 @@ def main(argv: list[str] | None = None) -> None:
     summary[f"begin_calls_per_s_at_100_calls_per_s_per_replica_{args.prefill}_idle_rows"] = verdict(prefilled)
     result = {
         "command": "python -m autellix_ray.bench.program_table_bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "commit": _commit(),
         "machine": "2 cores shared with other engineers' work; one local Ray node; the driver, the actor "
                    "and Ray's own processes share the 2 cores",
         "workload": {"calls_per_program": args.calls_per_program, "live_programs": args.live,
