@@ -245,6 +245,7 @@ async def _drive(workload: Workload, system: str, base_url: str, collector: Coll
 
 def _run(workload, system, base_url, bar, metrics_port, sequential=False) -> dict[str, Any]:
     collector = Collector()
+    load = os.getloadavg()[0]  # how busy the shared machine was (every process, not only this run's)
     before = scrape(metrics_port)
     started = time.monotonic()
     records = asyncio.run(_drive(workload, system, base_url, collector, bar, sequential))
@@ -253,7 +254,7 @@ def _run(workload, system, base_url, bar, metrics_port, sequential=False) -> dic
     delta = metric_delta(before, scrape(metrics_port))
     ok = [r for r in records if r["error"] is None]
     out = {
-        "latency": latency_stats(records), "wall_s": wall,
+        "latency": latency_stats(records), "wall_s": wall, "load_avg_1m": load,
         "throughput_programs_per_s": len(ok) / wall if wall else None,
         "throughput_tokens_per_s": sum(r["decode_tokens"] for r in ok) / wall if wall else None,
         "calls": collector.result(),

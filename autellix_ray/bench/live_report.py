@@ -331,6 +331,12 @@ def write_markdown(results: dict[str, Any], path: Path, figures: list[str]) -> N
         "report is hard-coded: every number comes from the run.",
         "",
     ]
+    loads = [run["load_avg_1m"] for res in results["systems"].values()
+             for entry in [res["unloaded"], *res["rates"].values()] for run in entry["per_seed"].values()
+             if run.get("load_avg_1m") is not None]
+    if loads:
+        lines += [f"Machine load (1-min load average at the start of each run, all processes on the 2 cores): "
+                  f"{min(loads):.1f} to {max(loads):.1f}, median {sorted(loads)[len(loads) // 2]:.1f}.", ""]
     if results.get("notes"):
         lines += [*results["notes"], ""]
     lines += _setup(results) + _targets(results) + _ratio_table(results) + _results_table(results)
