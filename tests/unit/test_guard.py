@@ -16,8 +16,10 @@ from autellix_ray.serve.guard import GuardMiddleware, key_digests
 from autellix_ray.serve.ingress import RESERVED_XARGS, check_call
 
 
-def make_app(keys=None, max_pending=None, gate=None):
+def make_app(keys=None, max_pending=None, gate=None, entered=None):
     async def call(request):
+        if entered is not None:
+            entered()  # past the guard: counted as pending
         if gate is not None:
             await gate.wait()
         return JSONResponse({"ok": True})
@@ -55,24 +57,30 @@ def test_calls_past_the_bound_get_429_with_retry_after_and_the_count_recovers():
     async def scenario():
         import httpx
 
-        gate = asyncio.Event()
-        app = make_app(max_pending=2, gate=gate)
+        gate, both_held, inside = asyncio.Event(), asyncio.Event(), []
+
+        def entered():
+            inside.append(1)
+            if len(inside) == 2:
+                both_held.set()
+
+        app = make_app(max_pending=2, gate=gate, entered=entered)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             held = [asyncio.create_task(client.post("/v1/completions")) for _ in range(2)]
-            await asyncio.sleep(0.05)
+            await both_held.wait()  # both calls are inside the app, held at the gate
             rejected = await client.post("/v1/completions")
             other = await client.get("/v1/models")  # not a call: never counted or rejected
             gate.set()
             done = await asyncio.gather(*held)
             after = await client.post("/v1/completions")
-        return rejected, other, done, after
+        return rejected, other, done, after, len(inside)
 
-    rejected, other, done, after = asyncio.run(scenario())
+    rejected, other, done, after, reached_app = asyncio.run(scenario())
     assert rejected.status_code == 429 and rejected.headers["retry-after"] == "1"
     assert rejected.json()["error"]["type"] == "RateLimitError"
     assert other.status_code == 200 and [r.status_code for r in done] == [200, 200]
-    assert after.status_code == 200
+    assert after.status_code == 200 and reached_app == 3  # the rejected call never reached the app
 
 
 def test_503_responses_carry_retry_after():

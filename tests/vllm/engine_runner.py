@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass, field
 
 from vllm import SamplingParams
-from vllm.sampling_params import RequestOutputKind
 from vllm.engine.arg_utils import AsyncEngineArgs
+from vllm.sampling_params import RequestOutputKind
 from vllm.v1.engine.async_llm import AsyncLLM
 
 from autellix_ray.vllm import REPORT_KEY, autellix_engine_kwargs
@@ -124,6 +124,29 @@ class EngineRunner:
         gc.collect()
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=10)
+
+
+class Running:
+    """Counts the calls that have produced output; ``await wait()`` returns once ``n`` have.
+
+    Pass it as a call's output hook to order a scenario by engine progress instead of by
+    wall-clock delays: a call that has produced output is known to have been admitted.
+    """
+
+    def __init__(self, n: int) -> None:
+        self.n, self.seen, self.event = n, set(), asyncio.Event()
+
+    def __call__(self, request_id: str) -> None:
+        self.seen.add(request_id)
+        if len(self.seen) >= self.n:
+            self.event.set()
+
+    def reset(self) -> None:
+        self.seen.clear()
+        self.event.clear()
+
+    async def wait(self) -> None:
+        await self.event.wait()
 
 
 def prompt(seed: int, length: int = 32) -> list[int]:

