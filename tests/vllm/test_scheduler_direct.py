@@ -299,7 +299,7 @@ def test_cost_bound_keeps_long_contexts_running(tiny_model_path):
             tiny_model_path, "plas", max_num_seqs=2, boundaries_s=BOUNDS, beta=None,
             preempt_max_victim_tokens=bound,
         )
-        low, urgent = _two_low_calls_then_urgent(s, prompt_len=200)
+        _, urgent = _two_low_calls_then_urgent(s, prompt_len=200)
         out, _ = step(s)
         assert s.autellix_counters.num_proactive_preemptions == expect
         assert (urgent.request_id in out.num_scheduled_tokens) == bool(expect)
@@ -309,7 +309,7 @@ def test_hysteresis_protects_calls_just_admitted(tiny_model_path):
     s = make_scheduler(
         tiny_model_path, "plas", max_num_seqs=2, boundaries_s=BOUNDS, beta=None, preempt_min_run_steps=4
     )
-    low, urgent = _two_low_calls_then_urgent(s, steps_before=1)  # the low calls ran 1 step
+    _two_low_calls_then_urgent(s, steps_before=1)  # the low calls ran 1 step
     preempted_at = None
     for i in range(6):
         step(s)

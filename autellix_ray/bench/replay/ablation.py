@@ -2,7 +2,11 @@
 mechanism switched off, at loads where calls queue.
 
     python -m autellix_ray.bench.replay.ablation                   # writes docs/
+    python -m autellix_ray.bench.replay.ablation --point "bfcl 1500 @ 16" --policy vllm-opt
     python -m autellix_ray.bench.replay.ablation --quick --out-dir /tmp/abl   # smoke test
+
+Rows are merged into the existing results file (a rerun of a (point, policy) replaces its
+row), so a long ablation can be run in parts; every row records the commit it ran on.
 
 Each point is a (workload, preset, programs, rate) run long enough to build a sustained
 queue; every policy replays the same programs (same seed). Rows per point:
@@ -72,13 +76,14 @@ def ablation_policies() -> list[PolicySpec]:
 
 
 FULL_POINTS = (
+    Point("bfcl", 1500, 16.0),  # the paper's tool-calling workload, above capacity
+    Point("bfcl", 1500, 8.0),  # below capacity: no call waits, every order should tie
     Point("sharegpt", 1000, 2.5),
-    Point("bfcl", 1500, 16.0),
-    Point("bfcl", 1500, 8.0),
     Point("moa", 400, 1.5),
-    Point("coding", 200, 0.5, "a100-40gb/llama-3.1-8b"),
+    Point("coding", 100, 0.05, "a100-40gb/llama-3.1-8b"),
 )
 QUICK_POINTS = (Point("sharegpt", 12, 4.0),)
+CORE_POLICIES = ("vllm-opt", "plas", "autellix")  # run at every point; the ablation rows at the first
 QUICK_POLICIES = ("vllm-opt", "plas", "autellix")
 
 
@@ -117,6 +122,7 @@ def run_one(point: Point, policy: PolicySpec, seed: int = 0) -> dict[str, Any]:
     return {
         "point": point.label,
         "policy": policy.name,
+        "commit": git_commit(),
         "settings": policy.describe(),
         "all": latency_stats(result.programs),
         "trimmed": latency_stats(trimmed(result.programs)),
@@ -129,6 +135,26 @@ def run_one(point: Point, policy: PolicySpec, seed: int = 0) -> dict[str, Any]:
         "max_running": max(e["max_running"] for e in engines),
         "num_promotions": sum(c.get("num_promotions", 0) for c in counters) if counters else None,
     }
+
+
+def git_commit() -> str:
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return out.stdout.strip()[:12] + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def default_jobs(points: tuple[Point, ...]) -> list[tuple[Point, PolicySpec]]:
+    """The core policies at every point; every ablation row at the first point."""
+    everything = ablation_policies()
+    jobs = [(points[0], pol) for pol in everything]
+    jobs += [(pt, get_policy(name)) for pt in points[1:] for name in CORE_POLICIES]
+    return jobs
 
 
 def ratio(ours: float, base: float) -> float | None:
@@ -146,7 +172,9 @@ def render(doc: dict[str, Any]) -> str:
     lines = [
         "# Cache-coherent scheduling: ablation in the replay",
         "",
-        f"Command: `{doc['command']}` ({doc['wall_minutes']:.1f} min wall on this 2-core machine, shared).",
+        "Commands (rows are merged across runs; each row records its commit in the JSON):",
+        "",
+        *[f"- `{c}`" for c in doc["commands"]],
         "",
         "vLLM 0.32's own scheduler (stock, or with the Autellix plugin) on the GPU cost model's simulated",
         "clock (`docs/replay.md` explains the replay). Latency = program response time in seconds over the",
@@ -158,8 +186,8 @@ def render(doc: dict[str, Any]) -> str:
     for point, rows in doc["points"].items():
         base = rows.get("vllm-opt")
         lines += [f"## {point}", "",
-                  "| policy | programs | mean s | P95 s | P99 s | mean vs vLLM-opt | P95 vs vLLM-opt "
-                  "| prefill tokens | prefix hit | preemptions | promotions |",
+                  ("| policy | programs | mean s | P95 s | P99 s | mean vs vLLM-opt | P95 vs vLLM-opt "
+                   "| prefill tokens | prefix hit | preemptions | promotions |"),
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         for name, r in rows.items():
             t = r["trimmed"]
@@ -180,29 +208,42 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="one tiny point, three policies (smoke test)")
     parser.add_argument("--out-dir", default="docs", help="where results/ and cache_coherence.md go")
     parser.add_argument("--workers", type=int, default=2, help="replay processes in parallel")
+    parser.add_argument("--point", action="append", default=[],
+                        help="only points whose label starts with this, e.g. 'bfcl 1500 @ 16' (repeatable)")
+    parser.add_argument("--policy", action="append", default=[], help="only these policies (repeatable)")
     args = parser.parse_args(argv)
-    points = QUICK_POINTS if args.quick else FULL_POINTS
-    policies = [get_policy(p) for p in QUICK_POLICIES] if args.quick else ablation_policies()
-    jobs = [(pt, pol) for pt in points for pol in policies]
+    if args.quick:
+        jobs = [(pt, get_policy(p)) for pt in QUICK_POINTS for p in QUICK_POLICIES]
+    else:
+        jobs = default_jobs(FULL_POINTS)
+    jobs = [(pt, pol) for pt, pol in jobs
+            if (not args.point or any(pt.label.startswith(p) for p in args.point)) and (not args.policy or pol.name in args.policy)]
+    if not jobs:
+        parser.error("no (point, policy) left after --point/--policy filters")
     from tqdm import tqdm
 
     t0 = time.perf_counter()
-    results: dict[tuple[str, str], dict] = {}
+    results: list[dict] = []
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        futures = {pool.submit(run_one, pt, pol): (pt.label, pol.name) for pt, pol in jobs}
+        futures = [pool.submit(run_one, pt, pol) for pt, pol in jobs]
         for future in tqdm(as_completed(futures), total=len(futures), desc="replays", file=sys.stderr):
-            results[futures[future]] = future.result()
-    doc = {
-        "command": "python -m autellix_ray.bench.replay.ablation" + (" " + " ".join(argv or sys.argv[1:])).rstrip(),
-        "wall_minutes": (time.perf_counter() - t0) / 60,
-        "trim_fraction": TRIM,
-        "points": {
-            pt.label: {pol.name: results[(pt.label, pol.name)] for pol in policies} for pt in points
-        },
-    }
+            results.append(future.result())
     out = Path(args.out_dir)
-    (out / "results").mkdir(parents=True, exist_ok=True)
-    (out / "results" / "cache_coherence.json").write_text(json.dumps(doc, indent=1) + "\n")
+    path = out / "results" / "cache_coherence.json"
+    doc = json.loads(path.read_text()) if path.exists() else {"trim_fraction": TRIM, "commands": [], "points": {}}
+    command = "python -m autellix_ray.bench.replay.ablation " + " ".join(argv if argv is not None else sys.argv[1:])
+    doc["commands"].append(f"{command.strip()}  # {(time.perf_counter() - t0) / 60:.1f} min")
+    order = [pt.label for pt in (QUICK_POINTS if args.quick else FULL_POINTS)]
+    for row in results:
+        doc["points"].setdefault(row["point"], {})[row["policy"]] = row
+    policy_order = [p.name for p in ablation_policies()]
+    doc["points"] = {
+        label: dict(sorted(doc["points"][label].items(),
+                           key=lambda kv: policy_order.index(kv[0]) if kv[0] in policy_order else 99))
+        for label in sorted(doc["points"], key=lambda lb: order.index(lb) if lb in order else 99)
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=1) + "\n")
     (out / "cache_coherence.md").write_text(render(doc) + "\n")
     print(render(doc))
     return 0
