@@ -3,11 +3,17 @@
 Runs after the other serve tests (it kills actors; each fault test waits until the app is
 whole again). Counts go to ``RESULTS`` and, with ``AUTELLIX_RELIABILITY_OUT=path``, to a
 JSON file (docs/results/reliability.json is written that way; see docs/reliability.md).
+
+No test races a wall-clock delay against the app: faults are injected once the run has
+reached the state they must hit (a response came back, a call is in its replica, the
+table has checkpointed), and waits are bounded polls of the awaited condition, whose
+deadlines (``DEADLINE_S``) only bound a failure on a loaded machine.
 """
 
 import asyncio
 import json
 import os
+import signal
 import string
 import time
 from pathlib import Path
@@ -30,6 +36,19 @@ pytestmark = pytest.mark.serve
 
 AUTH = {"authorization": f"Bearer {API_KEYS[0]}"}
 RESULTS: dict = {"bad_inputs": {"tried": 0, "status_5xx": 0, "by_status": {}}}
+DEADLINE_S = 120  # bounds a poll on a loaded machine; never what a test measures
+
+
+def wait_until(condition, what, timeout_s=DEADLINE_S, every_s=0.2):
+    """Poll ``condition()`` until it returns a truthy value (returned); fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(every_s)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -189,6 +208,8 @@ def test_schemathesis_on_the_openapi_schema_never_gives_a_5xx(serve_app):
 # -- overload ----------------------------------------------------------------------------
 def test_past_capacity_calls_get_429_with_retry_after_and_nothing_crashes(serve_app):
     burst = 3 * MAX_PENDING_CALLS
+    app_is_whole()
+    replicas_before = {a["name"] for a in replica_actors()}
 
     async def run():
         async with httpx.AsyncClient(base_url=serve_app, timeout=300, headers=AUTH) as c:
@@ -205,13 +226,33 @@ def test_past_capacity_calls_get_429_with_retry_after_and_nothing_crashes(serve_
     assert all(r.headers["retry-after"] == "1" and r.json()["error"]["type"] == "RateLimitError" for r in rejected)
     ok = [r.json() for r in responses if r.status_code == 200]
     assert all(o["usage"]["completion_tokens"] == 48 for o in ok)  # admitted calls ran to the end
-    app_is_whole(timeout_s=30)  # no replica died
+    assert {a["name"] for a in replica_actors()} == replicas_before  # no replica died (or was replaced)
+    app_is_whole()
 
 
 # -- faults ------------------------------------------------------------------------------
-async def run_programs(base_url, programs, calls, kill=None, kill_after_s=2.0, long_prompt_program=None):
-    """Run ``programs`` agents of ``calls`` sequential calls each; ``kill()`` mid-run."""
+class Progress:
+    """What the client has seen so far: responses per program, and an event per response."""
+
+    def __init__(self):
+        self.received: dict[str, int] = {}
+        self.any_response = asyncio.Event()
+
+    def got(self, pid):
+        self.received[pid] = self.received.get(pid, 0) + 1
+        self.any_response.set()
+
+
+async def first_response(progress):
+    await progress.any_response.wait()
+
+
+async def run_programs(base_url, programs, calls, kill=None, kill_when=first_response, long_prompt_program=None,
+                       max_tokens=lambda pid, step: 24):
+    """Run ``programs`` agents of ``calls`` sequential calls each; ``kill()`` once ``await kill_when(progress)``
+    returns (by default: once the first response is back, so every program has calls still to make)."""
     retries = {"n": 0}
+    progress = Progress()
 
     async def on_response(response):
         if response.status_code in (429, 503):
@@ -225,15 +266,16 @@ async def run_programs(base_url, programs, calls, kill=None, kill_after_s=2.0, l
         for step in range(calls):
             prompt = ("context " * 60 if pid == long_prompt_program else "") + f"{pid} step {step}"
             r = await client.completions.create(
-                model="tiny", prompt=prompt, max_tokens=24,
+                model="tiny", prompt=prompt, max_tokens=max_tokens(pid, step),
                 extra_body={"session_id": pid, "ignore_eos": True, "vllm_xargs": {"thread_id": "main"}})
             outputs.append(r)
+            progress.got(pid)
         return outputs
 
     tasks = [asyncio.create_task(program(f"{p}")) for p in programs]
     killed = None
     if kill is not None:
-        await asyncio.sleep(kill_after_s)
+        await kill_when(progress)
         killed = kill()
     results = await asyncio.gather(*tasks, return_exceptions=True)
     await http_client.aclose()
@@ -241,10 +283,10 @@ async def run_programs(base_url, programs, calls, kill=None, kill_after_s=2.0, l
 
 
 def ingress_retries() -> int:
-    """Calls the ingress retried on another replica (its Prometheus counter, both nodes)."""
+    """Calls the ingress retried on another replica (its Prometheus counter, both nodes), as last
+    exported (the counter reaches the endpoint within a metrics report interval: poll for changes)."""
     from tests.serve.conftest import METRICS_PORTS
 
-    time.sleep(3)  # one metrics report interval (1 s) and the agent's scrape
     total = 0.0
     for port in METRICS_PORTS:
         for line in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text.splitlines():
@@ -265,12 +307,13 @@ def replica_actors():
 def test_router_actor_death_routing_falls_back_and_it_returns(serve_app):
     router = ray.get_actor(ROUTER_NAME, namespace=NAMESPACE)
     programs = [f"router-fault-{i}" for i in range(4)]
+    # killed once the first response is back: every program still has calls to route
     results, retries, _ = asyncio.run(run_programs(
-        serve_app, programs, calls=4, kill=lambda: ray.kill(router, no_restart=False), kill_after_s=0.5))
+        serve_app, programs, calls=4, kill=lambda: ray.kill(router, no_restart=False)))
     failed = [r for r in results if isinstance(r, BaseException)]
     assert not failed, failed
     assert all(len(outs) == 4 and all(o.usage.completion_tokens == 24 for o in outs) for outs in results)
-    back = ray.get(ray.get_actor(ROUTER_NAME, namespace=NAMESPACE).pin_of.remote("nobody"), timeout=60)
+    back = ray.get(ray.get_actor(ROUTER_NAME, namespace=NAMESPACE).pin_of.remote("nobody"), timeout=DEADLINE_S)
     assert back is None  # the restarted router answers
     RESULTS["router_actor_death"] = {"faults": 1, "programs_started": len(programs),
                                      "programs_completed": len(results) - len(failed), "client_retries": retries}
@@ -281,26 +324,38 @@ def test_program_table_death_restores_rows_and_owners_and_calls_keep_flowing(ser
     pid = http.post("/v1/programs", headers=owner).json()["program_id"]
     for step in range(2):
         assert http.post("/v1/completions", json=completion(session_id=pid, prompt=f"s{step}")).status_code == 200
-    deadline = time.monotonic() + 30
-    while http.get(f"/v1/programs/{pid}").json().get("service_s", 0) <= 0 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    before = http.get(f"/v1/programs/{pid}").json()
+
+    def reported():  # both calls' reports are in the row
+        row = http.get(f"/v1/programs/{pid}").json()
+        return row if row["num_active_calls"] == 0 and row["service_s"] > 0 else None
+
+    before = wait_until(reported, "both calls' reports in the table")
     assert before["num_calls"] == 2 and before["service_s"] > 0
-    time.sleep(2.5)  # > the checkpoint interval: the reports are in the checkpoint
-    ray.kill(ray.get_actor(PROGRAM_TABLE_NAME, namespace=NAMESPACE), no_restart=False)
-    started = time.monotonic()
-    during = http.post("/v1/completions", json=completion(session_id=pid, prompt="while the table is away"))
-    blocked_s = time.monotonic() - started
-    assert during.status_code == 200 and blocked_s < 15  # engine-local state after a bounded timeout
-    deadline, row = time.monotonic() + 120, None
-    while time.monotonic() < deadline:
+    table = ray.get_actor(PROGRAM_TABLE_NAME, namespace=NAMESPACE)
+    # the table checkpoints what changed; nothing left to write = the reports are in the checkpoint
+    wait_until(lambda: ray.get(table.stats.remote(), timeout=DEADLINE_S)["checkpoint_backlog"] == 0,
+               "the reports in the table's checkpoint")
+    # The table hangs (stopped), then crashes (killed; Ray restarts it from the checkpoint). A call
+    # while it hangs cannot get the program's state from it, at any speed: it must not wait for it.
+    table_pid = ray.get(table.__ray_call__.remote(lambda _: os.getpid()), timeout=DEADLINE_S)
+    os.kill(table_pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        during = http.post("/v1/completions", json=completion(session_id=pid, prompt="while the table is away"))
+        blocked_s = time.monotonic() - started  # recorded, not asserted: the machine's speed
+    finally:
+        os.kill(table_pid, signal.SIGKILL)
+    assert during.status_code == 200  # engine-local state after the replica's table timeout
+
+    def restored():
         r = http.get(f"/v1/programs/{pid}")
-        if r.status_code == 200:
-            row = r.json()
-            break
-        assert r.status_code == 503 and "retry-after" in r.headers  # restarting: retryable
-        time.sleep(1)
-    assert row is not None and row["num_calls"] >= 2 and row["service_s"] >= before["service_s"]
+        if r.status_code != 200:
+            assert r.status_code == 503 and "retry-after" in r.headers  # restarting: retryable
+            return None
+        return r.json()
+
+    row = wait_until(restored, "the restarted table to answer", every_s=1)
+    assert row["num_calls"] >= 2 and row["service_s"] >= before["service_s"]
     assert http.get(f"/v1/programs/{pid}", headers=other).status_code == 403  # ownership restored
     stats = ray.get(ray.get_actor(PROGRAM_TABLE_NAME, namespace=NAMESPACE).stats.remote())
     assert stats["restored_programs"] >= 1
@@ -322,6 +377,22 @@ def test_replica_death_mid_program_every_program_completes_and_pins_move(serve_a
     victims = [a for a in replica_actors() if a["name"].endswith(pinned)]
     assert len(victims) == 1, (pinned, replica_actors())
     retried_before = ingress_retries()  # the counter is cumulative over the session
+    table = ray.get_actor(PROGRAM_TABLE_NAME, namespace=NAMESPACE)
+    calls_before = ray.get(table.get_program.remote(long_program), timeout=DEADLINE_S)["num_calls"]
+    # the long program's first call decodes long_tokens tokens on the pinned replica: the kill hits it there
+    long_tokens = 300
+
+    def max_tokens(pid, step):
+        return long_tokens if pid == long_program and step == 0 else 24
+
+    async def long_call_in_its_replica(progress):
+        """The table has its arrival (the replica registers a call before its engine runs it) and
+        the client has no answer yet: the call is in the pinned replica, with ~300 tokens to go."""
+        deadline = time.monotonic() + DEADLINE_S
+        while (await table.get_program.remote(long_program))["num_calls"] <= calls_before:
+            assert time.monotonic() < deadline, "the long call never reached its replica"
+            await asyncio.sleep(0.02)
+        assert progress.received.get(long_program, 0) == 0, "the long call finished before the kill"
 
     def kill():
         ray.kill(ray.get_actor(victims[0]["name"], namespace=victims[0]["namespace"]), no_restart=True)
@@ -330,22 +401,24 @@ def test_replica_death_mid_program_every_program_completes_and_pins_move(serve_a
     programs = [long_program] + [f"replica-fault-{i}" for i in range(7)]
     calls = 5
     results, retries, _ = asyncio.run(run_programs(
-        serve_app, programs, calls=calls, kill=kill, kill_after_s=1.5, long_prompt_program=long_program))
+        serve_app, programs, calls=calls, kill=kill, kill_when=long_call_in_its_replica,
+        long_prompt_program=long_program, max_tokens=max_tokens))
     failed = [r for r in results if isinstance(r, BaseException)]
     assert not failed, failed
     completed = sum(len(outs) == calls for outs in results)
     assert completed == len(programs)
-    for outs in results:  # one response per call, each whole: no duplicated or truncated output
-        assert [o.usage.completion_tokens for o in outs] == [24] * calls
+    for pid, outs in zip(programs, results):  # one response per call, each whole: no duplicated or truncated output
+        assert [o.usage.completion_tokens for o in outs] == [max_tokens(pid, step) for step in range(calls)]
         assert all(len(o.choices) == 1 for o in outs)
+    assert engine_of(results[0][0]) != pinned  # the call in flight at the kill finished on the other replica
     new_pin = ray.get(router.pin_of.remote(long_program))
     assert new_pin is not None and new_pin != pinned  # the pin moved off the dead replica
     assert engine_of(results[0][-1]) != pinned
-    table = ray.get_actor(PROGRAM_TABLE_NAME, namespace=NAMESPACE)
     rows = [ray.get(table.get_program.remote(p)) for p in programs]
     assert all(r["num_calls"] >= calls for r in rows[1:])  # rows survived (retries may add arrivals)
-    retried = ingress_retries() - retried_before
-    assert retried > 0  # calls in flight on the killed replica went through the ingress's retry path
+    # calls in flight on the killed replica (the long one at least) went through the ingress's retry path
+    retried = wait_until(lambda: max(0, ingress_retries() - retried_before),
+                         "the ingress retry counter to count the retried calls", every_s=1)
     RESULTS["replica_death"] = {"faults": 1, "programs_started": len(programs), "programs_completed": completed,
                                 "calls": len(programs) * calls, "client_retries": retries,
                                 "ingress_retries": retried, "pin_moved": new_pin != pinned}
