@@ -23,7 +23,7 @@ def table():
     return ray.get_actor(PROGRAM_TABLE_NAME, namespace=NAMESPACE)
 
 
-def wait_for(predicate, timeout_s=10.0):
+def wait_for(predicate, timeout_s=120.0):  # a deadline only bounds a failure
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         value = predicate()
