@@ -52,18 +52,23 @@ def _logs_to_file(path: str) -> None:
 
 
 @contextlib.contextmanager
-def _stderr_to(path: str):
-    """Point file descriptor 2 (where C++ parts of Ray write) at ``path`` for a while."""
+def _stderr_to(path: str, fds: tuple[int, ...] = (2,)):
+    """Point file descriptors (2: where Ray's C++ parts and import-time logs write) at
+    ``path`` for a while."""
+    sys.stdout.flush()
     sys.stderr.flush()
-    saved = os.dup(2)
+    saved = [os.dup(fd) for fd in fds]
     with open(path, "a") as f:
-        os.dup2(f.fileno(), 2)
+        for fd in fds:
+            os.dup2(f.fileno(), fd)
     try:
         yield
     finally:
+        sys.stdout.flush()
         sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
+        for fd, copy in zip(fds, saved, strict=True):
+            os.dup2(copy, fd)
+            os.close(copy)
 
 
 def engine_of(reply: Any) -> str | None:
@@ -100,12 +105,10 @@ def main(argv: list[str] | None = None) -> None:
     import ray
     from ray import serve
 
-    _logs_to_file(log_path)  # importing Ray installs its handlers; vLLM would install its own on import:
-    os.environ["VLLM_CONFIGURE_LOGGING"] = "0"  # only while this process imports it (engines keep theirs)
-    try:
+    # importing Ray Serve LLM reconfigures the root logger (JSON to stderr) and vLLM logs while
+    # it loads: keep stderr in the file meanwhile, then point the loggers at it
+    with _stderr_to(log_path):
         from autellix_ray.serve.app import build_app
-    finally:
-        os.environ.pop("VLLM_CONFIGURE_LOGGING", None)
     _logs_to_file(log_path)
     app_config = yaml.safe_load(Path(args.config).read_text())["applications"][0]
     runtime_env = dict(app_config.get("runtime_env") or {})
@@ -130,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
         _print_table(rows)
     finally:
         print("[4/4] shutting down", flush=True)
-        with _stderr_to(log_path):  # Ray's processes print their shutdown noise to fd 2
+        with _stderr_to(log_path, fds=(1, 2)):  # Ray prints its processes' shutdown noise
             serve.shutdown()
             ray.shutdown()
         print(f"library logs: {log_path}", flush=True)

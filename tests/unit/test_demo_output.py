@@ -51,3 +51,18 @@ def test_library_logs_go_to_the_file_not_the_terminal(tmp_path, capsys):
         logging.root.handlers[:] = saved[0]
         logging.root.setLevel(saved[1])
         logging.captureWarnings(False)
+
+
+def test_stderr_to_moves_fd_writes_into_the_log_and_back(tmp_path, capfd):
+    import os
+
+    from autellix_ray.demo import _stderr_to
+
+    path = tmp_path / "demo.log"
+    with _stderr_to(str(path), fds=(1, 2)):
+        os.write(2, b"(raylet) shutdown noise\n")  # as Ray's C++ parts write, below Python
+        os.write(1, b"more noise\n")
+    os.write(2, b"after\n")
+    captured = capfd.readouterr()
+    assert "noise" not in captured.err + captured.out and "after" in captured.err
+    assert path.read_text() == "(raylet) shutdown noise\nmore noise\n"
