@@ -54,3 +54,23 @@ def test_report_prints_an_unmeasurable_ratio_as_undefined():
     text = render(doc)
     assert "| vllm-opt | 3 | 2.0 | 3.0 | 3.0 | 1.00x | 1.00x |" in text
     assert "| autellix | 0 | nan | nan | nan | undefined | undefined |" in text
+
+
+def _row(mean, p95):
+    return {"trimmed": {"num_programs": 10, "mean_s": mean, "p95_s": p95, "p99_s": p95},
+            "prefill_tokens": 0, "prefix_hit_rate": 0.0, "num_preemptions": 0, "num_promotions": 0}
+
+
+def test_summary_judges_never_worse_and_the_overload_target():
+    from autellix_ray.bench.replay.ablation import summarize
+
+    doc = {"points": {
+        "overload": {"vllm-opt": _row(100.0, 200.0), "autellix": _row(45.0, 80.0),
+                     "program-fcfs": _row(40.0, 60.0), "srpt": _row(50.0, 90.0)},
+        "worse": {"vllm-opt": _row(100.0, 200.0), "autellix": _row(99.0, 220.0)},
+    }}
+    s = summarize(doc)
+    assert s["overload"]["never_worse"]["met"] and s["overload"]["overload"]["met"]  # 2.2x, 1.125x of best
+    assert s["overload"]["best_reference_gain"] == 2.5
+    assert not s["worse"]["never_worse"]["met"]  # P95 1.1x worse
+    assert "overload" not in s["worse"]  # no reference rows: the overload target is not judged

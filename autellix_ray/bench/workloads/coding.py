@@ -49,7 +49,7 @@ Defaults give calls/program ~40, prompts growing from ~3.3k to ~15-32k tokens (m
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -57,11 +57,8 @@ from autellix_ray.bench.workloads.model import (
     CallSpec,
     ProgramSpec,
     Workload,
-    assign_arrivals,
-    check_num_programs,
     lognormal_ints,
-    make_rngs,
-    poisson_arrival_times,
+    synthetic_workload,
 )
 
 NAME = "coding"
@@ -167,19 +164,12 @@ def make_coding_workload(
 ) -> Workload:
     """``params``: fields of ``CodingParams``; ``source`` accepts "synthetic" or "auto"
     (as for the dataset-backed workloads; there is no dataset)."""
-    check_num_programs(num_programs)
-    if source not in ("auto", "synthetic"):
-        raise ValueError(f"{NAME} has no dataset: source must be 'synthetic' or 'auto', got {source!r}")
-    unknown = sorted(set(params) - {f.name for f in fields(CodingParams)})
-    if unknown:
-        raise ValueError(f"unknown {NAME} options {unknown}; allowed: {[f.name for f in fields(CodingParams)]}")
-    coding_params = CodingParams(**params)
-    arrival_rng, content_rng = make_rngs(seed, 2)
-    arrivals = poisson_arrival_times(num_programs, rate, arrival_rng)
-    programs = [coding_program(f"{NAME}-{i}", content_rng, coding_params) for i in range(num_programs)]
-    description = (
-        f"SYNTHETIC SWE-agent/OpenHands-like coding agent: {coding_params.calls_min}-{coding_params.calls_max} "
-        f"sequential calls, full-history prompts capped at {coding_params.max_context_tokens} tokens, "
-        f"~{coding_params.tool_time_mean_s:g} s tool time between calls"
+    return synthetic_workload(NAME, CodingParams, coding_program, _describe, num_programs, rate, seed, source, params)
+
+
+def _describe(p: CodingParams) -> str:
+    return (
+        f"SYNTHETIC SWE-agent/OpenHands-like coding agent: {p.calls_min}-{p.calls_max} "
+        f"sequential calls, full-history prompts capped at {p.max_context_tokens} tokens, "
+        f"~{p.tool_time_mean_s:g} s tool time between calls"
     )
-    return Workload(NAME, assign_arrivals(programs, arrivals), rate, seed, True, description)

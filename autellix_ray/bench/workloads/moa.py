@@ -39,18 +39,15 @@ Defaults (3 x 6 + 1 = 19 calls/program): layer-1 prompts ~300 tokens, later prom
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from autellix_ray.bench.workloads.model import (
     ProgramSpec,
     Workload,
-    assign_arrivals,
-    check_num_programs,
     lognormal_ints,
-    make_rngs,
-    poisson_arrival_times,
+    synthetic_workload,
 )
 from autellix_ray.bench.workloads.tokens import PromptBuilder
 
@@ -121,18 +118,11 @@ def make_moa_workload(
 ) -> Workload:
     """``params``: fields of ``MoaParams``; ``source`` accepts "synthetic" or "auto"
     (as for the dataset-backed workloads; there is no dataset)."""
-    check_num_programs(num_programs)
-    if source not in ("auto", "synthetic"):
-        raise ValueError(f"{NAME} has no dataset: source must be 'synthetic' or 'auto', got {source!r}")
-    unknown = sorted(set(params) - {f.name for f in fields(MoaParams)})
-    if unknown:
-        raise ValueError(f"unknown {NAME} options {unknown}; allowed: {[f.name for f in fields(MoaParams)]}")
-    moa_params = MoaParams(**params)
-    arrival_rng, content_rng = make_rngs(seed, 2)
-    arrivals = poisson_arrival_times(num_programs, rate, arrival_rng)
-    programs = [moa_program(f"{NAME}-{i}", content_rng, moa_params) for i in range(num_programs)]
-    description = (
-        f"SYNTHETIC Mixture-of-Agents DAG: {moa_params.layers} layers x {moa_params.proposers} proposers, "
+    return synthetic_workload(NAME, MoaParams, moa_program, _describe, num_programs, rate, seed, source, params)
+
+
+def _describe(p: MoaParams) -> str:
+    return (
+        f"SYNTHETIC Mixture-of-Agents DAG: {p.layers} layers x {p.proposers} proposers, "
         "each reading the query and all of the previous layer's responses, then 1 aggregator"
     )
-    return Workload(NAME, assign_arrivals(programs, arrivals), rate, seed, True, description)

@@ -39,8 +39,9 @@ Arrivals: ``poisson_arrival_times`` draws a Poisson process of ``rate`` programs
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import numpy as np
 
@@ -250,3 +251,33 @@ def assign_arrivals(
 ) -> tuple[ProgramSpec, ...]:
     """Return the programs with the given arrival times (same order)."""
     return tuple(replace(p, arrival_s=t) for p, t in zip(programs, arrivals, strict=True))
+
+
+def synthetic_workload(
+    name: str,
+    params_type: type,
+    make_program: Callable[[str, np.random.Generator, Any], ProgramSpec],
+    describe: Callable[[Any], str],
+    num_programs: int,
+    rate: float,
+    seed: int,
+    source: str,
+    params: dict[str, Any],
+) -> Workload:
+    """A workload with no dataset behind it: ``num_programs`` programs from ``make_program``.
+
+    ``params`` are fields of the dataclass ``params_type``; ``source`` accepts "synthetic" or
+    "auto" (as for the dataset-backed workloads). Arrivals and contents use separate streams.
+    """
+    check_num_programs(num_programs)
+    if source not in ("auto", "synthetic"):
+        raise ValueError(f"{name} has no dataset: source must be 'synthetic' or 'auto', got {source!r}")
+    allowed = [f.name for f in fields(params_type)]
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown {name} options {unknown}; allowed: {allowed}")
+    parsed = params_type(**params)
+    arrival_rng, content_rng = make_rngs(seed, 2)
+    arrivals = poisson_arrival_times(num_programs, rate, arrival_rng)
+    programs = [make_program(f"{name}-{i}", content_rng, parsed) for i in range(num_programs)]
+    return Workload(name, assign_arrivals(programs, arrivals), rate, seed, True, describe(parsed))
