@@ -6,9 +6,10 @@ import pytest
 
 from autellix_ray.bench.cost_model import get_preset
 from autellix_ray.bench.replay.config import EngineConfig, get_policy
-from autellix_ray.bench.replay.engine import remaining_service, replay
+from autellix_ray.bench.replay.engine import call_work_s, replay
 from autellix_ray.bench.replay.metrics import summarize
 from autellix_ray.bench.workloads.model import CallSpec, ProgramSpec, Workload
+from autellix_ray.core import ServiceModel
 
 pytestmark = pytest.mark.vllm
 
@@ -91,12 +92,15 @@ def test_plas_beats_fcfs_on_head_of_line_blocking(tiny_model_path):
     assert light_latency < 1.0  # the light calls no longer wait for 400-token heavy calls
 
 
-def test_srpt_calls_carry_the_programs_remaining_service(tiny_model_path):
+def test_srpt_calls_carry_the_programs_remaining_work_in_service_units(tiny_model_path):
+    """The oracle's remaining work is in the units the plugin credits as service (no unit mixing)."""
+    service = ServiceModel()
     program = chain("p", 0.0, [(100, 20), (30, 40), (10, 5)])
-    remaining = remaining_service(program, CM)
-    assert len(remaining) == 3 and remaining[0] > remaining[1] > remaining[2] > 0
-    first = CM.step_time_s([100], [], [0]) + 20 * CM.step_time_s([], [100 + 10 + 1])
-    assert remaining[0] - remaining[1] == pytest.approx(first)
+    work = [call_work_s(c, service) for c in program.calls]
+    # call 1: one prefill chunk of 100 prompt tokens (it yields the first output token), 19 decode steps
+    assert work[0] == pytest.approx(service.step_service_s(100, 0) + 19 * service.step_service_s(1, 0))
+    # call 2 reuses call 1's 120-token context: only its 30 new prompt tokens are computed
+    assert work[1] == pytest.approx(30 * service.prefill_token_s + 39 * service.decode_token_s)
     short = chain("short", 0.1, [(16, 4)])
     w = workload(program, short)
     # the SRPT policy refuses calls without remaining_s, so finishing proves every call carried it

@@ -36,7 +36,7 @@ Llama-3.1's 128K context):
 - ``program-fcfs``: calls ordered by their program's first arrival (one queue, program
   order, no anti-starvation): the order Continuum-style systems use.
 - ``srpt``: our plugin with the clairvoyant SRPT oracle: each call carries
-  ``remaining_s`` (see ``engine.remaining_service``), prefix caching ON.
+  ``remaining_s`` (see ``engine.call_work_s``), prefix caching ON.
 - ``plas-swap`` / ``atlas-swap``: the paper's ``plas`` / ``atlas`` with the swap connector
   (``autellix_ray.vllm.swap_connector``, its scheduler side, unchanged): a preempted call's
   KV goes to a host pool of ``EngineConfig.swap_host_pool_gib`` and is loaded back on
