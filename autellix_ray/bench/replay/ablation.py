@@ -32,6 +32,7 @@ import argparse
 import json
 import math
 import os
+import shlex
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -283,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         for future in tqdm(as_completed(futures), total=len(futures), desc="replays", file=sys.stderr):
             results.append(future.result())
     doc = json.loads(path.read_text()) if path.exists() else {"trim_fraction": TRIM, "commands": [], "points": {}}
-    command = "python -m autellix_ray.bench.replay.ablation " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m autellix_ray.bench.replay.ablation " + shlex.join(argv if argv is not None else sys.argv[1:])
     doc["commands"].append(f"{command.strip()}  # {(time.perf_counter() - t0) / 60:.1f} min")
     order = [pt.label for pt in (QUICK_POINTS if args.quick else FULL_POINTS)]
     for row in results:
