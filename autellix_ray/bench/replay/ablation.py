@@ -259,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="replay processes in parallel")
     parser.add_argument("--point", action="append", default=[],
                         help="only points whose label starts with this, e.g. 'bfcl 1500 @ 16' (repeatable)")
-    parser.add_argument("--policy", action="append", default=[], help="only these policies (repeatable)")
+    parser.add_argument("--policy", action="append", default=[],
+                        help="only these policies (repeatable; rows starting with '-': --policy=-preemption)")
     parser.add_argument("--render-only", action="store_true",
                         help="rewrite the summary and cache_coherence.md from the results file, run nothing")
     args = parser.parse_args(argv)
