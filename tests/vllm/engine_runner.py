@@ -11,6 +11,7 @@ import gc
 import itertools
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from vllm import SamplingParams
@@ -80,10 +81,14 @@ class EngineRunner:
         request_id: str | None = None,
         n: int = 1,
         stop: list[str] | None = None,
+        state: dict | None = None,
+        on_output: Callable[[str], None] | None = None,
     ) -> CallResult:
+        """One call; ``state`` goes into ``extra_args`` (program state, as the cluster table sends
+        it), ``on_output(request_id)`` runs on every output (order a scenario by engine progress)."""
         if delay_s:
             await asyncio.sleep(delay_s)
-        extra = {}
+        extra = dict(state or {})
         if thread:
             extra["thread_id"] = thread
         if parents:
@@ -104,6 +109,8 @@ class EngineRunner:
         ):
             last = out
             streamed += 1
+            if on_output is not None:
+                on_output(rid)
         self.completion_order.append(rid)
         report = (last.kv_transfer_params or {}).get(REPORT_KEY) if last.kv_transfer_params else None
         return CallResult(

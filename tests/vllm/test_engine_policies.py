@@ -9,15 +9,11 @@ is tested with an injected clock in test_scheduler_direct.py.
 """
 
 import asyncio
-import itertools
-import time
 
 import pytest
-from vllm import SamplingParams
 
 from autellix_ray.core import QueueConfig
-from autellix_ray.vllm import REPORT_KEY
-from tests.vllm.engine_runner import CallResult, EngineRunner, prompt
+from tests.vllm.engine_runner import EngineRunner, Running, prompt
 
 pytestmark = pytest.mark.vllm
 
@@ -42,50 +38,6 @@ fcfs = engine_fixture("fcfs")
 plas = engine_fixture("plas", beta=BETA, reevaluate_every_steps=1, **FAST_QUEUES)
 atlas = engine_fixture("atlas", beta=None, **FAST_QUEUES)
 
-_ids = itertools.count()
-
-
-class Running:
-    """Counts the calls that have produced output; ``wait()`` returns once ``n`` have."""
-
-    def __init__(self, n: int) -> None:
-        self.n, self.seen, self.event = n, set(), asyncio.Event()
-
-    def __call__(self, request_id: str) -> None:
-        self.seen.add(request_id)
-        if len(self.seen) >= self.n:
-            self.event.set()
-
-    def reset(self) -> None:
-        self.seen.clear()
-        self.event.clear()
-
-    async def wait(self) -> None:
-        await self.event.wait()
-
-
-async def stream(engine, prompt_ids, max_tokens, *, program, state=None, on_output=None, request_id=None):
-    """``EngineRunner.call`` plus program state in ``extra_args`` and a hook on every output."""
-    params = SamplingParams(max_tokens=max_tokens, ignore_eos=True, temperature=0.0, extra_args=state)
-    rid = request_id or f"s{next(_ids)}"
-    start, last, streamed = time.monotonic(), None, 0
-    async for out in engine.engine.generate({"prompt_token_ids": prompt_ids}, params, rid, session_id=program):
-        last, streamed = out, streamed + 1
-        if on_output is not None:
-            on_output(rid)
-    engine.completion_order.append(rid)
-    return CallResult(
-        request_id=rid,
-        program=program,
-        submitted_s=start,
-        finished_s=time.monotonic(),
-        token_ids=list(last.outputs[0].token_ids),
-        finish_reason=last.outputs[0].finish_reason,
-        num_outputs=len(last.outputs),
-        report=(last.kv_transfer_params or {}).get(REPORT_KEY),
-        num_streamed=streamed,
-    )
-
 
 def finished_before(calls, call):
     return [c for c in calls if c.finished_s < call.finished_s]
@@ -96,11 +48,11 @@ async def hol_scenario(engine, tag):
     new program sends one short call."""
     running = Running(2)
     longs = [
-        asyncio.create_task(stream(engine, prompt(1001 + i), 200, program=f"{tag}-L", state=DEEP, on_output=running))
+        asyncio.create_task(engine.call(prompt(1001 + i), 200, program=f"{tag}-L", state=DEEP, on_output=running))
         for i in range(4)
     ]
     await running.wait()  # two long calls are running (each has ~200 steps to go)
-    short = await stream(engine, prompt(1999), 8, program=f"{tag}-S")
+    short = await engine.call(prompt(1999), 8, program=f"{tag}-S")
     return await asyncio.gather(*longs), short
 
 
@@ -132,13 +84,13 @@ def test_anti_starvation_promotes_a_starved_call(plas):
     async def scenario():
         running = Running(2)
         blockers = [
-            asyncio.create_task(stream(plas, prompt(3000 + i), 30, program=f"block{i}", on_output=running))
+            asyncio.create_task(plas.call(prompt(3000 + i), 30, program=f"block{i}", on_output=running))
             for i in range(2)
         ]
         await running.wait()  # both slots taken: the starved call must wait
         # one token: once admitted it finishes in that step (no demotion can requeue it)
-        starved = asyncio.create_task(stream(plas, prompt(3050), 1, program="heavy", state=starved_state))
-        lights = [asyncio.create_task(stream(plas, prompt(3100 + i), 30, program=f"light{i}")) for i in range(8)]
+        starved = asyncio.create_task(plas.call(prompt(3050), 1, program="heavy", state=starved_state))
+        lights = [asyncio.create_task(plas.call(prompt(3100 + i), 30, program=f"light{i}")) for i in range(8)]
         return await starved, await asyncio.gather(*blockers), await asyncio.gather(*lights)
 
     starved, blockers, lights = plas.run(scenario())
@@ -155,7 +107,7 @@ def test_atlas_runs_sibling_threads_together(atlas):
         await atlas.call(prompt(4000), 4, program="tree", thread="root")
         running = Running(2)
         background = [
-            asyncio.create_task(stream(atlas, prompt(4100 + i), 60, program=f"bg{i % 2}", state=DEEP, on_output=running))
+            asyncio.create_task(atlas.call(prompt(4100 + i), 60, program=f"bg{i % 2}", state=DEEP, on_output=running))
             for i in range(6)
         ]
         await running.wait()  # both slots held by background calls far down the queues
@@ -185,14 +137,14 @@ async def preemption_rounds(engine, tag):
     slots are held by long calls again, a new program sends a short call (PLAS: it preempts one)."""
     running = Running(2)
     longs = [
-        asyncio.create_task(stream(engine, prompt(5000 + i, 24 + 9 * i), n, program=f"{tag}-deep", state=DEEP,
+        asyncio.create_task(engine.call(prompt(5000 + i, 24 + 9 * i), n, program=f"{tag}-deep", state=DEEP,
                                    on_output=running))
         for i, n in enumerate(LONGS)
     ]
     fresh = []
     for i, n in enumerate(FRESH):
         await running.wait()
-        fresh.append(await stream(engine, prompt(5100 + i, 20 + i), n, program=f"{tag}-new{i}"))
+        fresh.append(await engine.call(prompt(5100 + i, 20 + i), n, program=f"{tag}-new{i}"))
         running.reset()  # the next round waits for two long calls to run again
     return await asyncio.gather(*longs), fresh
 
@@ -200,7 +152,7 @@ async def preemption_rounds(engine, tag):
 async def all_at_once(engine, tag):
     calls = [(prompt(5000 + i, 24 + 9 * i), n) for i, n in enumerate(LONGS)]
     calls += [(prompt(5100 + i, 20 + i), n) for i, n in enumerate(FRESH)]
-    results = await asyncio.gather(*(stream(engine, p, n, program=f"{tag}{i}") for i, (p, n) in enumerate(calls)))
+    results = await asyncio.gather(*(engine.call(p, n, program=f"{tag}{i}") for i, (p, n) in enumerate(calls)))
     return results[: len(LONGS)], results[len(LONGS) :]
 
 
@@ -222,7 +174,7 @@ def test_n_greater_than_one_and_abort_keep_working(plas):
         both = await plas.call(prompt(7000), 12, program="multi", n=2)
         running = Running(1)
         task = asyncio.create_task(
-            stream(plas, prompt(7001), 500, program="aborted", request_id="to-abort", on_output=running)
+            plas.call(prompt(7001), 500, program="aborted", request_id="to-abort", on_output=running)
         )
         await running.wait()  # it is generating (~500 steps to go)
         await plas.engine.abort("to-abort")
