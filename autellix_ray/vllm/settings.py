@@ -14,8 +14,8 @@ None: no bound) and ``preempt_min_run_steps`` (steps a call runs after admission
 can be preempted), and the engine-local program table's ``idle_timeout_s`` and
 ``max_programs``. Unknown keys and bad values raise ValueError at engine start.
 
-The paper's PLAS/ATLAS exactly: ``{"service_unit": "wall", "order_within_queue": "call"}``
-(``PAPER_SETTINGS``).
+The paper's PLAS/ATLAS exactly: ``{"service_unit": "wall", "order_within_queue": "call",
+"preempt_max_victim_tokens": None}`` (the replay's ``plas``/``atlas``, ``bench/replay/config.py``).
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ DEFAULT_PREEMPT_MAX_VICTIM_TOKENS: int | None = 2048
 DEFAULT_PREEMPT_MIN_RUN_STEPS = 0  # hysteresis off by default: not measured to help yet
 _QUEUE_KEYS = ("boundaries_s", "quanta_s", "beta", "reevaluate_every_steps", "order_within_queue")
 _SERVICE_KEYS = {"service_unit": "unit", "decode_token_s": "decode_token_s", "prefill_token_s": "prefill_token_s"}
-PAPER_SETTINGS = {"service_unit": "wall", "order_within_queue": "call"}
 
 
 @dataclass(frozen=True)

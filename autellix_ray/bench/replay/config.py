@@ -28,8 +28,8 @@ Llama-3.1's 128K context):
 - ``mlfq``: our plugin with FastServe-style MLFQ (new calls enter Q1, quanta in wall
   time), prefix caching ON.
 - ``plas`` / ``atlas``: our plugin with the paper's PLAS / ATLAS (``PAPER_SETTINGS``:
-  service = wall time of the steps a call was in, FCFS by call inside a queue), prefix
-  caching ON.
+  service = wall time of the steps a call was in, FCFS by call inside a queue, no bound on a
+  proactive victim's recompute), prefix caching ON.
 - ``autellix`` / ``autellix-atlas``: the plugin's shipped defaults with PLAS / ATLAS
   (load-invariant work as service, programs in a stable order inside a queue; see
   ``autellix_ray/vllm/settings.py``).
@@ -124,8 +124,11 @@ class PolicySpec:
         }
 
 
-# The paper's PLAS/ATLAS (the plugin's defaults are load-invariant and program-ordered).
-PAPER_SETTINGS: dict[str, Any] = {"service_unit": "wall", "order_within_queue": "call"}
+# The paper's PLAS/ATLAS (the plugin's defaults are load-invariant, program-ordered, and bound the
+# recompute cost of a proactive victim; the paper does none of these).
+PAPER_SETTINGS: dict[str, Any] = {
+    "service_unit": "wall", "order_within_queue": "call", "preempt_max_victim_tokens": None,
+}
 PROGRAM_FCFS_SETTINGS: dict[str, Any] = {"boundaries_s": (0.0,), "beta": None, "order_within_queue": "program"}
 
 POLICIES: dict[str, PolicySpec] = {
