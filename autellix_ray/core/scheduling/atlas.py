@@ -9,7 +9,12 @@ threads, or its thread has finished calls, its priority is the max end value ove
 those threads: the exact longest path in the thread DAG.
 Queues, demotion and program-level anti-starvation as in PLAS, with the critical
 path as the program's service.
-Parameters: ``QueueConfig`` (boundaries, quanta, beta, reevaluate_every_steps).
+Inside a queue, calls run in their program's first-arrival order by default
+(``order_within_queue="program"``: a working set keeps its prefix cache hot); the paper's
+FCFS by call is ``order_within_queue="call"``. What counts as service is the caller's
+(the vLLM plugin credits load-invariant work by default, ``core.ServiceModel``).
+Parameters: ``QueueConfig`` (boundaries, quanta, beta, reevaluate_every_steps,
+order_within_queue).
 """
 
 from __future__ import annotations

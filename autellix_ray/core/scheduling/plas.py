@@ -7,7 +7,12 @@ service (for a single-threaded program this equals the paper's
 max(service, start + call service) update). Anti-starvation is program-level:
 W = program wait + call wait, T = program service + call service; when
 W / T >= beta the call is promoted to Q1 (see queues.py for why counters never reset).
-Parameters: ``QueueConfig`` (boundaries, quanta, beta, reevaluate_every_steps).
+Inside a queue, calls run in their program's first-arrival order by default
+(``order_within_queue="program"``: a working set keeps its prefix cache hot); the paper's
+FCFS by call is ``order_within_queue="call"``. What counts as service is the caller's
+(the vLLM plugin credits load-invariant work by default, ``core.ServiceModel``).
+Parameters: ``QueueConfig`` (boundaries, quanta, beta, reevaluate_every_steps,
+order_within_queue).
 """
 
 from __future__ import annotations
