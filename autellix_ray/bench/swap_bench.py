@@ -47,6 +47,7 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -191,12 +192,16 @@ class SwapEngine:
         program: str | None = None,
         request_id: str | None = None,
         delay_s: float = 0.0,
+        state: dict | None = None,
+        on_output: Callable[[str], None] | None = None,
     ) -> CallRecord:
+        """One call; ``state`` goes into ``extra_args`` (program state, as the cluster table sends
+        it), ``on_output(request_id)`` runs on every output."""
         from vllm import SamplingParams
 
         if delay_s:
             await asyncio.sleep(delay_s)
-        params = SamplingParams(max_tokens=max_tokens, ignore_eos=True, temperature=0.0)
+        params = SamplingParams(max_tokens=max_tokens, ignore_eos=True, temperature=0.0, extra_args=state)
         rid = request_id or f"c{next(self._ids)}"
         start = time.monotonic()
         last = None
@@ -204,6 +209,8 @@ class SwapEngine:
             {"prompt_token_ids": prompt_ids}, params, rid, session_id=program
         ):
             last = out
+            if on_output is not None:
+                on_output(rid)
         kv = (last.kv_transfer_params or {}) if last is not None else {}
         return CallRecord(
             request_id=rid,

@@ -22,14 +22,13 @@ from types import SimpleNamespace
 import psutil
 import pytest
 import torch
-from vllm import SamplingParams
 from vllm.config import CacheConfig, KVTransferConfig, ModelConfig, SchedulerConfig, VllmConfig
 from vllm.distributed.kv_transfer.kv_connector.factory import KVConnectorFactory
 from vllm.v1.kv_cache_interface import FullAttentionSpec, KVCacheConfig, KVCacheGroupSpec
 from vllm.v1.request import RequestStatus
 from vllm.v1.structured_output import StructuredOutputManager
 
-from autellix_ray.bench.swap_bench import CallRecord, EngineConfig, SwapEngine
+from autellix_ray.bench.swap_bench import EngineConfig, SwapEngine
 from autellix_ray.vllm import autellix_engine_kwargs
 from autellix_ray.vllm.offline import BLOCK_SIZE, FakeClock, make_request, step
 from autellix_ray.vllm.scheduler import AutellixScheduler
@@ -311,30 +310,6 @@ FRESH_CALLS = [(prompt(600 + i, 32 + 8 * i), 16 + 4 * i) for i in range(4)]
 CALLS = DEEP_CALLS + FRESH_CALLS
 
 
-async def stream(engine, prompt_ids, max_tokens, *, request_id, program=None, state=None, on_output=None):
-    """``SwapEngine.call`` plus program state in ``extra_args`` and a hook on every output."""
-    params = SamplingParams(max_tokens=max_tokens, ignore_eos=True, temperature=0.0, extra_args=state)
-    start, last = time.monotonic(), None
-    async for out in engine.engine.generate(
-        {"prompt_token_ids": prompt_ids}, params, request_id, session_id=program
-    ):
-        last = out
-        if on_output is not None:
-            on_output(request_id)
-    kv = (last.kv_transfer_params or {}) if last is not None else {}
-    return CallRecord(
-        request_id=request_id,
-        program=program,
-        prompt_len=len(prompt_ids),
-        token_ids=list(last.outputs[0].token_ids) if last is not None else [],
-        finish_reason=last.outputs[0].finish_reason if last is not None else None,
-        submitted_s=start,
-        finished_s=time.monotonic(),
-        report=kv.get("autellix") or {},
-        swap=kv.get("autellix_swap") or {},
-    )
-
-
 @pytest.fixture(scope="module")
 def references(swap_engine):
     """Every call alone (no contention, no preemption)."""
@@ -357,8 +332,7 @@ async def contention(engine, tag):
     running = Running(len(DEEP_CALLS))
     deep = [
         asyncio.create_task(
-            stream(
-                engine,
+            engine.call(
                 p,
                 n,
                 program=f"{tag}-deep{i}",
@@ -371,7 +345,7 @@ async def contention(engine, tag):
     ]
     await running.wait()  # all four seats held by deep calls (each with ~99 tokens to go)
     fresh = [
-        asyncio.create_task(stream(engine, p, n, program=f"{tag}-new{i}", request_id=f"{tag}-new{i}"))
+        asyncio.create_task(engine.call(p, n, program=f"{tag}-new{i}", request_id=f"{tag}-new{i}"))
         for i, (p, n) in enumerate(FRESH_CALLS)
     ]
     return await asyncio.gather(*deep, *fresh)
@@ -409,8 +383,7 @@ def test_aborting_swapped_out_calls_frees_their_entries(swap_engine):
         # program abort-L is far down the queues; its four calls take the four seats
         longs = [
             asyncio.create_task(
-                stream(
-                    swap_engine,
+                swap_engine.call(
                     prompt(700 + i, 64),
                     300,
                     program="abort-L",
@@ -425,8 +398,7 @@ def test_aborting_swapped_out_calls_frees_their_entries(swap_engine):
         # four new programs outrank it: each preempts a long call into the pool
         shorts = [
             asyncio.create_task(
-                stream(
-                    swap_engine,
+                swap_engine.call(
                     prompt(800 + i, 64),
                     200,
                     program=f"abort-S{i}",
