@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 HIDDEN_SIZE = 256
@@ -33,6 +34,16 @@ _CORPUS = [
     "system user assistant tool: search, calculate, read file, write file, answer.",
 ]
 _MARKER = "autellix-tiny-model.json"
+
+
+def default_tiny_model_dir() -> Path:
+    """Where the tiny model is built once per machine: ``$AUTELLIX_TINY_MODEL`` or the user cache."""
+    return Path(os.environ.get("AUTELLIX_TINY_MODEL", Path.home() / ".cache" / "autellix-ray" / "tiny-llama"))
+
+
+def default_tiny_model_path() -> str:
+    """The tiny model at its default place, built first if it is not there yet (no download)."""
+    return str(build_tiny_model(default_tiny_model_dir()))
 
 
 def build_tiny_model(path: str | Path, *, overwrite: bool = False) -> Path:

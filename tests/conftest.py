@@ -1,7 +1,6 @@
 """Shared fixtures: the tiny model (built once per machine, no download)."""
 
 import os
-from pathlib import Path
 
 import pytest
 
@@ -11,11 +10,8 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 # several engines (and pytest) share this 2-core machine.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-TINY_MODEL_DIR = Path(os.environ.get("AUTELLIX_TINY_MODEL", Path.home() / ".cache" / "autellix-ray" / "tiny-llama"))
-
-
 @pytest.fixture(scope="session")
 def tiny_model_path() -> str:
-    from autellix_ray.tiny_model import build_tiny_model
+    from autellix_ray.tiny_model import default_tiny_model_path
 
-    return str(build_tiny_model(TINY_MODEL_DIR))
+    return default_tiny_model_path()

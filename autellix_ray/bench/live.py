@@ -375,10 +375,9 @@ def run(cfg: LiveConfig, argv: list[str] | None = None) -> dict[str, Any]:
         logging.getLogger(name).setLevel(logging.WARNING)
 
     from autellix_ray.bench.workloads.trace import write_trace
-    from autellix_ray.serve.app import TINY_MODEL_DIR
-    from autellix_ray.tiny_model import build_tiny_model
+    from autellix_ray.tiny_model import default_tiny_model_path
 
-    model_path = str(build_tiny_model(os.environ.get("AUTELLIX_TINY_MODEL", TINY_MODEL_DIR)))
+    model_path = default_tiny_model_path()
     out_dir = Path(cfg.out_dir)
     (out_dir / "results").mkdir(parents=True, exist_ok=True)
     traces = {}

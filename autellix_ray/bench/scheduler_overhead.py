@@ -391,10 +391,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     import vllm
 
-    from autellix_ray.tiny_model import build_tiny_model
+    from autellix_ray.tiny_model import default_tiny_model_path
 
     logging.getLogger("vllm").setLevel(logging.ERROR)
-    model = args.model or str(build_tiny_model(Path.home() / ".cache" / "autellix-ray" / "tiny-llama"))
+    model = args.model or default_tiny_model_path()
     started = time.monotonic()
     records = []
     for case in cases(args.workloads.split(","), args.modes.split(",")):

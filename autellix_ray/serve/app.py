@@ -25,7 +25,6 @@ from autellix_ray.core.routing.locality import DEFAULT_SHORT_PROMPT_TOKENS
 from autellix_ray.serve._compat import ingress_app, to_model_metadata
 from autellix_ray.vllm import autellix_engine_kwargs
 
-TINY_MODEL_DIR = Path.home() / ".cache" / "autellix-ray" / "tiny-llama"
 CPU_ENV = {"VLLM_CPU_OMP_THREADS_BIND": "nobind", "RAY_AUTH_MODE": "disabled"}
 
 
@@ -69,9 +68,9 @@ def _model_source(args: AppArgs) -> str:
         return str(Path(args.model_source).expanduser()) if args.model_source.startswith(("~", "/", ".")) else args.model_source
     if args.accelerator == "gpu":
         raise ValueError("accelerator: gpu needs model_source (e.g. meta-llama/Llama-3.1-8B-Instruct)")
-    from autellix_ray.tiny_model import build_tiny_model
+    from autellix_ray.tiny_model import default_tiny_model_path
 
-    return str(build_tiny_model(TINY_MODEL_DIR))
+    return default_tiny_model_path()
 
 
 def llm_config(args: AppArgs) -> LLMConfig:

@@ -41,10 +41,10 @@ from ray.serve.llm.openai_api_models import ChatCompletionRequest, CompletionReq
 from autellix_ray.core import UnknownProgram
 from autellix_ray.serve._compat import DEFAULT_ENDPOINTS, OpenAIHTTPException
 from autellix_ray.serve.metrics import count_ingress
-from autellix_ray.serve.program_table import MAX_ID_CHARS, NAMESPACE, PROGRAM_TABLE_NAME
+from autellix_ray.core.ids import MAX_ID_CHARS, MAX_PARENTS, split_parent_ids
+from autellix_ray.serve.program_table import NAMESPACE, PROGRAM_TABLE_NAME
 
 TABLE_TIMEOUT_S = 5.0
-MAX_PARENTS = 64
 MAX_ATTEMPTS = 6  # a call whose replica died is retried on another (backoff 0.25 s, doubling)
 RESERVED_XARGS = ("program_id", "program_service_s", "program_critical_path_s", "program_wait_s", "remaining_s")
 CLIENT_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError)
@@ -94,8 +94,7 @@ def check_call(body: Any, session_header: str | None) -> None:
     thread_id = _check_id(xargs["thread_id"], "vllm_xargs.thread_id") if "thread_id" in xargs else None
     parents = xargs.get("parent_thread_ids")
     if parents is not None:
-        if isinstance(parents, str):
-            parents = [p for p in parents.split(",") if p]
+        parents = split_parent_ids(parents)
         if not isinstance(parents, list) or len(parents) > MAX_PARENTS:
             raise ValueError(f"vllm_xargs.parent_thread_ids must be a list of at most {MAX_PARENTS} thread ids")
         parents = [_check_id(p, "a parent thread id") for p in parents]

@@ -40,6 +40,7 @@ from typing import Any
 import ray
 
 from autellix_ray.core import ProgramTable, UnknownProgram
+from autellix_ray.core.ids import MAX_ID_CHARS
 from autellix_ray.serve.checkpoint import (
     MAX_KEYS_PER_CHECKPOINT,
     Entry,
@@ -52,7 +53,6 @@ from autellix_ray.serve.metrics import table_metrics
 PROGRAM_TABLE_NAME = "autellix-program-table"
 NAMESPACE = "autellix"
 REPORT_FLUSH_S = 0.05
-MAX_ID_CHARS = 256
 MAX_PENDING_PINS = 100_000
 CHECKPOINT_INTERVAL_S = 1.0
 GAUGE_INTERVAL_S = 1.0

@@ -20,17 +20,8 @@ import math
 from typing import Any
 
 from autellix_ray.core import Call
-
-MAX_ID_CHARS = 256
-MAX_PARENTS = 64
-
-
-def _clean_id(value: Any) -> str | None:
-    if isinstance(value, (str, int)) and not isinstance(value, bool):
-        text = str(value)
-        if 0 < len(text) <= MAX_ID_CHARS:
-            return text
-    return None
+from autellix_ray.core.ids import MAX_PARENTS, split_parent_ids
+from autellix_ray.core.ids import clean_id as _clean_id
 
 
 def _clean_seconds(value: Any) -> float | None:
@@ -42,8 +33,7 @@ def _clean_seconds(value: Any) -> float | None:
 
 
 def _clean_parents(value: Any) -> tuple[str, ...]:
-    if isinstance(value, str):
-        value = [p.strip() for p in value.split(",") if p.strip()]
+    value = split_parent_ids(value)
     if not isinstance(value, (list, tuple)):
         return ()
     parents = [p for p in (_clean_id(v) for v in value[:MAX_PARENTS]) if p is not None]

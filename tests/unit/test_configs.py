@@ -25,7 +25,7 @@ def test_serve_configs_validate_against_ray_serves_schema(name):
 def test_app_args_and_llm_config_build(name, tmp_path, monkeypatch):
     from autellix_ray.serve import app as app_module
 
-    monkeypatch.setattr(app_module, "TINY_MODEL_DIR", tmp_path / "tiny")
+    monkeypatch.setenv("AUTELLIX_TINY_MODEL", str(tmp_path / "tiny"))
     args = app_module.AppArgs.model_validate(load(name)["applications"][0]["args"])
     if args.accelerator == "cpu":
         monkeypatch.setattr(app_module, "_model_source", lambda a: str(tmp_path / "tiny"))

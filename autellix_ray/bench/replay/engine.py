@@ -44,7 +44,6 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from autellix_ray.bench.cost_model import PCIE4_X16, CostModel
@@ -52,14 +51,9 @@ from autellix_ray.bench.replay.config import BLOCK_SIZE, EngineConfig, PolicySpe
 from autellix_ray.bench.replay.prompts import ProgramPrompts, SharedPrefixes
 from autellix_ray.bench.workloads.model import CallSpec, ProgramSpec, Workload
 from autellix_ray.core import EngineLoad, RouteRequest, ServiceModel, make_router
+from autellix_ray.tiny_model import default_tiny_model_path
 
 REPORT_KEY = "autellix"
-
-
-def default_model_path() -> str:
-    from autellix_ray.tiny_model import build_tiny_model
-
-    return str(build_tiny_model(Path.home() / ".cache" / "autellix-ray" / "tiny-llama"))
 
 
 def build_scheduler(model_path: str, policy: PolicySpec, config: EngineConfig):
@@ -330,7 +324,7 @@ def replay(
     policy = get_policy(policy)
     config = engine_config or EngineConfig()
     cost_model = config.cost_model
-    model_path = model_path or default_model_path()
+    model_path = model_path or default_tiny_model_path()
     engines = [
         SimEngine(f"e{i}", build_scheduler(model_path, policy, config), cost_model) for i in range(num_engines)
     ]

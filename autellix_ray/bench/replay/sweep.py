@@ -217,9 +217,9 @@ def run_plan(
     """
     from tqdm import tqdm
 
-    from autellix_ray.bench.replay.engine import default_model_path
+    from autellix_ray.tiny_model import default_tiny_model_path
 
-    model_path = model_path or default_model_path()
+    model_path = model_path or default_tiny_model_path()
     start = time.perf_counter()
     phase_times = phase_times if phase_times is not None else {}
     unloaded, chains = build_chains(plan)
