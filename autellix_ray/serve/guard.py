@@ -46,6 +46,7 @@ def key_digests(keys: Iterable[str] | None) -> tuple[str, ...]:
 
 
 def error_body(status: int, message: str, kind: str) -> bytes:
+    """An error in OpenAI's format (the one builder: this guard's rejections and the ingress's errors)."""
     return json.dumps({"error": {"message": message, "type": kind, "param": None, "code": status}}).encode()
 
 

@@ -33,13 +33,14 @@ from typing import Any
 
 import ray
 from fastapi import Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from ray.serve.llm.ingress import OpenAiIngress
 from ray.serve.llm.openai_api_models import ChatCompletionRequest, CompletionRequest
 
 from autellix_ray.core import UnknownProgram
 from autellix_ray.serve._compat import DEFAULT_ENDPOINTS, OpenAIHTTPException
+from autellix_ray.serve.guard import error_body
 from autellix_ray.serve.metrics import count_ingress
 from autellix_ray.core.ids import MAX_ID_CHARS, MAX_PARENTS, split_parent_ids
 from autellix_ray.serve.program_table import NAMESPACE, PROGRAM_TABLE_NAME
@@ -51,11 +52,8 @@ CLIENT_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError)
 REPLICA_FAILURES = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError)
 
 
-def _error(status: int, message: str, kind: str) -> JSONResponse:
-    return JSONResponse(
-        status_code=status,
-        content={"error": {"message": message, "type": kind, "param": None, "code": status}},
-    )
+def _error(status: int, message: str, kind: str) -> Response:
+    return Response(error_body(status, message, kind), status_code=status, media_type="application/json")
 
 
 def _owner(request: Request) -> str | None:
@@ -155,7 +153,7 @@ class AutellixIngress(OpenAiIngress):
         table = ray.get_actor(PROGRAM_TABLE_NAME, namespace=NAMESPACE)
         return await asyncio.wait_for(getattr(table, method).remote(*args), TABLE_TIMEOUT_S)
 
-    async def _program_op(self, method: str, *args: Any) -> JSONResponse:
+    async def _program_op(self, method: str, *args: Any) -> Response:
         try:
             return JSONResponse(await self._table_call(method, *args))
         except UnknownProgram as e:
@@ -167,7 +165,7 @@ class AutellixIngress(OpenAiIngress):
         except (TimeoutError, ray.exceptions.RayActorError) as e:
             return _error(503, f"program table unavailable ({type(e).__name__}); retry", "ServiceUnavailable")
 
-    async def start_program(self, request: Request) -> JSONResponse:
+    async def start_program(self, request: Request) -> Response:
         program_id = None
         if await request.body():
             try:
@@ -181,10 +179,10 @@ class AutellixIngress(OpenAiIngress):
                 return _error(400, "program_id must be a string", "BadRequestError")
         return await self._program_op("start_program", program_id, _owner(request))
 
-    async def get_program(self, program_id: str, request: Request) -> JSONResponse:
+    async def get_program(self, program_id: str, request: Request) -> Response:
         return await self._program_op("get_program", program_id, _owner(request))
 
-    async def end_program(self, program_id: str, request: Request) -> JSONResponse:
+    async def end_program(self, program_id: str, request: Request) -> Response:
         return await self._program_op("end_program", program_id, _owner(request))
 
 
