@@ -6,7 +6,7 @@ setup:
 	@bash scripts/setup.sh
 
 demo: setup
-	$(PY) -m autellix_ray.demo
+	$(PY) -m autellix_ray.bench.demo
 
 test: setup
 	$(PY) -m pytest

@@ -18,14 +18,14 @@ def parser(doc: str) -> argparse.ArgumentParser:
     p.add_argument("--trace", help="scripted mode: a JSONL trace (bench/workloads/trace.py format)")
     p.add_argument("--program", help="scripted mode: program_id in --trace (default: the first of this agent's kind)")
     p.add_argument("--scripted", action="store_true",
-                   help="scripted mode with a generated program (autellix_ray.agents.live_program)")
+                   help="scripted mode with a generated program (autellix_ray.bench.workloads.live.live_program)")
     p.add_argument("--seed", type=int, default=0)
     return p
 
 
 def script_spec(args, kind: str):
     """The trace program for scripted mode, or None (free mode)."""
-    from autellix_ray.agents import live_program
+    from autellix_ray.bench.workloads.live import live_program
     from autellix_ray.bench.workloads.trace import read_trace
 
     if args.trace:
@@ -45,7 +45,7 @@ def run(args, kind: str, **agent_kwargs) -> dict:
     if args.via == "actor":
         import ray
 
-        from autellix_ray.agents import agent_actor_class
+        from autellix_ray.bench.agents import agent_actor_class
         from autellix_ray.bench.workloads.trace import program_to_json
 
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -62,7 +62,7 @@ def run(args, kind: str, **agent_kwargs) -> dict:
 
 
 async def _run_http(url: str, kind: str, spec, agent_kwargs: dict) -> dict:
-    from autellix_ray.agents import AGENTS, AgentScript, timed
+    from autellix_ray.bench.agents import AGENTS, AgentScript, timed
     from autellix_ray.client import HTTPProgram
 
     async with await HTTPProgram.start(url) as program:

@@ -18,7 +18,7 @@ import numpy as np
 
 
 def build_workload(a):
-    from autellix_ray.agents import live_workload, with_rate
+    from autellix_ray.bench.workloads.live import live_workload, with_rate
     from autellix_ray.bench.workloads.trace import read_trace
 
     if a.trace:
@@ -29,7 +29,7 @@ def build_workload(a):
 
 
 async def run_http(w, url: str) -> list[dict]:
-    from autellix_ray.agents import run_population
+    from autellix_ray.bench.agents import run_population
     from autellix_ray.client import HTTPProgram
 
     async def make_program(spec):
@@ -44,8 +44,7 @@ async def run_http(w, url: str) -> list[dict]:
 
 
 async def run_actors(w, app_name: str) -> list[dict]:
-
-    from autellix_ray.agents import agent_actor_class
+    from autellix_ray.bench.agents import agent_actor_class
     from autellix_ray.bench.workloads.trace import program_to_json
 
     AgentActor = agent_actor_class()

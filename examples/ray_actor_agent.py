@@ -4,7 +4,7 @@
     RAY_AUTH_MODE=disabled .venv/bin/python examples/ray_actor_agent.py
 
 Every example takes ``--via actor`` to do the same for its agent; this file shows the
-few lines it takes (``autellix_ray.agents.agent_actor_class`` is the reusable version).
+few lines it takes (``autellix_ray.bench.agents.agent_actor_class`` is the reusable version).
 """
 
 import ray
@@ -13,7 +13,7 @@ import ray
 @ray.remote
 class Agent:
     async def run(self, steps: int) -> str:
-        from autellix_ray.agents import react_agent
+        from autellix_ray.bench.agents import react_agent
         from autellix_ray.client import HandleProgram
 
         program = await HandleProgram.start(app_name="autellix", model="tiny")

@@ -10,7 +10,7 @@ limits (``ENGINE_LIMITS``): (a) stock Ray Serve LLM on ``/stock`` (``build_app(s
 (``system="autellix"``: the Autellix scheduler with the tree's default policy, program
 table, our router). Only one system is driven at a time; the other's engines sit idle.
 The load is a mixed population of the example agents in scripted mode
-(``autellix_ray.agents``: ReAct, map-reduce, LATS tree search; decode lengths fixed by
+(``autellix_ray.bench.agents``: ReAct, map-reduce, LATS tree search; decode lengths fixed by
 ``max_tokens`` + ``ignore_eos``, tool delays from the trace), programs arriving as a
 Poisson process, each program a closed loop (a call is issued when the calls it depends
 on have finished).
@@ -66,10 +66,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autellix_ray.agents import LiveMix, live_workload, run_population, with_rate
+from autellix_ray.bench.agents import run_population
 from autellix_ray.bench.live_stats import aggregate, latency_stats, summarise, throughput_at  # noqa: F401
+from autellix_ray.bench.workloads.live import LiveMix, live_workload, with_rate
 from autellix_ray.bench.workloads.model import Workload
-from autellix_ray.demo import _wait_ready
+from autellix_ray.client import wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEMS = ("stock", "autellix")
@@ -320,7 +321,7 @@ def deploy(cfg: LiveConfig, model_path: str, bar) -> dict[str, str]:
                   blocking=False)
         urls[system] = f"http://127.0.0.1:{cfg.http_port}/{system}"
     for url in urls.values():
-        _wait_ready(f"{url}/v1/models")
+        wait_ready(f"{url}/v1/models")
         _warm_up(url)
     return urls
 

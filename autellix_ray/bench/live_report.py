@@ -157,7 +157,7 @@ def _setup(results: dict) -> list[str]:
         "## Setup",
         "",
         f"- Workload: {len(seeds)} seeds x {wl['programs_per_seed']} programs per rate ({kinds}). The example "
-        "agents of `autellix_ray/agents.py` in scripted mode (decode lengths via `max_tokens` + `ignore_eos`, tool "
+        "agents of `autellix_ray/bench/agents/` in scripted mode (decode lengths via `max_tokens` + `ignore_eos`, tool "
         "delays from the trace). Each seed is its own trace (program contents and Poisson arrivals; the traces are "
         f"{', '.join(f'`{t}`' for t in wl['traces'].values())}); within a seed both systems run the same trace at "
         "each rate. Each program is a closed loop.",

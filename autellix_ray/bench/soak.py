@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     import yaml
     from ray import serve
 
-    from autellix_ray.demo import CONFIG, _wait_ready
+    from autellix_ray.bench.demo import CONFIG
+    from autellix_ray.client import wait_ready
     from autellix_ray.serve.app import build_app
 
     app_config = yaml.safe_load(CONFIG.read_text())["applications"][0]
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         serve.start(http_options={"host": "127.0.0.1", "port": PORT})
         serve.run(build_app(app_args), name=app_config["name"], route_prefix="/", blocking=False)
         base = f"http://127.0.0.1:{PORT}"
-        _wait_ready(f"{base}/v1/models")
+        wait_ready(f"{base}/v1/models")
         table = ray.get_actor("autellix-program-table", namespace="autellix")
 
         async def run() -> None:

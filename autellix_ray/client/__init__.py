@@ -6,12 +6,14 @@
         kids = [program.thread(f"branch{i}", parents=["main"]) for i in range(3)]
 
 Inside a Ray actor, ``HandleProgram.start()`` does the same through the engine
-deployment's handle (no HTTP hop), streaming included.
+deployment's handle (no HTTP hop), streaming included. ``wait_ready(url)`` waits for an
+app to answer (e.g. after ``serve.run``).
 """
 
 from autellix_ray.client.program import HTTPProgram, Program, Thread, program_fields
+from autellix_ray.client.ready import wait_ready
 
-__all__ = ["HTTPProgram", "HandleProgram", "Program", "Thread", "program_fields"]
+__all__ = ["HTTPProgram", "HandleProgram", "Program", "Thread", "program_fields", "wait_ready"]
 
 
 def __getattr__(name):  # HandleProgram imports ray and vllm: load it only when asked for

@@ -81,7 +81,8 @@ def test_client_rejects_unknown_parents(serve_app):
 def test_shipped_agent_actor_runs_a_scripted_tree_search_over_handles(serve_app):
     """The examples' AgentActor (``--via actor``): a scripted LATS program over deployment handles
     issues exactly its trace's calls, with the trace's thread tree, and ends the program."""
-    from autellix_ray.agents import agent_actor_class, live_workload
+    from autellix_ray.bench.agents import agent_actor_class
+    from autellix_ray.bench.workloads.live import live_workload
     from autellix_ray.bench.workloads.trace import program_to_json
 
     spec = next(p for p in live_workload(20, 1.0, seed=0).programs if p.workload == "lats")

@@ -6,17 +6,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from autellix_ray.agents import (
+from autellix_ray.bench.agents import (
     AgentScript,
     KVStore,
     calculator,
     file_search,
-    live_program,
-    live_workload,
     run_population,
     run_scripted,
-    with_rate,
 )
+from autellix_ray.bench.workloads.live import live_program, live_workload, with_rate
 from autellix_ray.bench.workloads.trace import dumps_trace, loads_trace
 from autellix_ray.client.program import Program
 

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 from openai.types import Completion
 
-from autellix_ray.demo import _logs_to_file, engine_of, engines_cell
+from autellix_ray.bench.demo import _logs_to_file, engine_of, engines_cell
 
 
 def _completion(params):
@@ -56,7 +56,7 @@ def test_library_logs_go_to_the_file_not_the_terminal(tmp_path, capsys):
 def test_stderr_to_moves_fd_writes_into_the_log_and_back(tmp_path, capfd):
     import os
 
-    from autellix_ray.demo import _stderr_to
+    from autellix_ray.bench.demo import _stderr_to
 
     path = tmp_path / "demo.log"
     with _stderr_to(str(path), fds=(1, 2)):

@@ -1,4 +1,4 @@
-"""The README's demo: autellix-ray on this machine, end to end.
+"""The README's demo (``make demo``): autellix-ray on this machine, end to end.
 
 It generates the tiny model (no download), starts a local Ray cluster and the app
 from ``deployments/local-cpu.yaml`` (2 vLLM-CPU replicas with the Autellix
@@ -8,7 +8,8 @@ the OpenAI HTTP API, and ReAct loops inside Ray actors over deployment handles.
 It prints its own progress and a per-program table (latency, calls, service and
 wait from the program table, and the engines each program's calls ran on, from
 the calls' reports) and shuts everything down. Library logs (Ray, vLLM, httpx,
-openai) go to a log file whose path it prints.
+openai) go to a log file whose path it prints. It lives in ``bench/`` because it runs the
+example agents (``autellix_ray.bench.agents``): ``python -m autellix_ray.bench.demo``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "deployments" / "local-cpu.yaml"
 LIBRARY_LOGGERS = ("ray", "vllm", "httpx", "httpcore", "openai", "urllib3", "filelock", "asyncio", "py.warnings")
 
@@ -109,6 +110,7 @@ def main(argv: list[str] | None = None) -> None:
     # it loads: keep stderr in the file meanwhile, then point the loggers at it
     with _stderr_to(log_path):
         from autellix_ray.serve.app import build_app
+    from autellix_ray.client import wait_ready
     _logs_to_file(log_path)
     app_config = yaml.safe_load(Path(args.config).read_text())["applications"][0]
     runtime_env = dict(app_config.get("runtime_env") or {})
@@ -123,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
         started = time.monotonic()
         serve.run(build_app(app_config["args"]), name=app_config["name"], route_prefix="/", blocking=False)
         _logs_to_file(log_path)
-        _wait_ready("http://127.0.0.1:8000/v1/models")
+        wait_ready("http://127.0.0.1:8000/v1/models")
         print(f"[2/4] app up in {time.monotonic() - started:.0f} s: http://127.0.0.1:8000/v1", flush=True)
         print(f"[3/4] running {args.react} ReAct + {args.trees} tree-search agents over HTTP, "
               f"{args.actors} ReAct agents in Ray actors over handles", flush=True)
@@ -139,22 +141,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"library logs: {log_path}", flush=True)
 
 
-def _wait_ready(url: str, timeout_s: float = 600) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(2)
-    raise TimeoutError(f"the app did not come up in {timeout_s} s")
-
-
 async def _run_agents(args) -> list[dict]:
-    from autellix_ray.agents import react_agent, timed, tree_search_agent
+    from autellix_ray.bench.agents import react_agent, timed, tree_search_agent
     from autellix_ray.client import HTTPProgram
 
     async def one(kind, agent, **kw):
@@ -176,9 +164,9 @@ def _run_actor_agents(n: int) -> list[dict]:
     @ray.remote
     class AgentActor:
         async def run(self):
-            from autellix_ray.agents import react_agent, timed
+            from autellix_ray.bench.agents import react_agent, timed
+            from autellix_ray.bench.demo import engine_of
             from autellix_ray.client import HandleProgram
-            from autellix_ray.demo import engine_of
 
             program = await HandleProgram.start()
             engines: list[str | None] = []
