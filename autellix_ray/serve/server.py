@@ -13,7 +13,8 @@ come from ``autellix_engine_kwargs``). Around each chat/completion call it:
    ``TABLE_TIMEOUT_S`` the call goes on with the engine-local state only;
 3. collects every finished call's report from the engine (a tap on vLLM's output
    processor sees ``kv_transfer_params["autellix"]`` for streaming and non-streaming
-   calls alike) and sends them to the table in batches every ``REPORT_FLUSH_S``.
+   calls alike) and sends them to the table in batches every ``REPORT_FLUSH_S`` (and once
+   more when the replica shuts down, after which the flusher has stopped).
    If the tap cannot be installed (a renamed Ray or vLLM internal, see ``_compat.py``)
    the replica fails to start instead of serving without reports.
 It publishes routing stats: calls in flight, KV usage, prefix-cache hit rate, totals.
@@ -22,6 +23,7 @@ It publishes routing stats: calls in flight, KV usage, prefix-cache hit rate, to
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from typing import Any
@@ -55,6 +57,7 @@ class AutellixLLMServer(LLMServer):
         self._begins: list = []  # (call args, future) waiting for the next begin_calls RPC
         self._engine_id = serve.get_replica_context().replica_id.unique_id
         tap_output_processor(self, self._on_engine_output)  # RuntimeError: the replica does not start
+        self._stopping = asyncio.Event()  # set on shutdown: the flusher's last flush, then it returns
         self._flusher = asyncio.get_running_loop().create_task(self._flush_reports_forever())
 
     # -- calls --------------------------------------------------------------
@@ -141,19 +144,34 @@ class AutellixLLMServer(LLMServer):
             self._reports.append(dict(report))
 
     async def _flush_reports_forever(self) -> None:
+        """Flush every ``REPORT_FLUSH_S``; once ``_stopping`` is set, flush once more and return."""
         while True:
-            await asyncio.sleep(REPORT_FLUSH_S)
-            if not self._reports:
-                continue
-            batch, self._reports = self._reports, []
-            try:
-                table = self._table or ray.get_actor(PROGRAM_TABLE_NAME, namespace=NAMESPACE)
-                await asyncio.wait_for(table.report_calls.remote(batch), 5.0)
-            except Exception as e:  # noqa: BLE001 - the flusher must outlive any table failure
-                self._table = None
-                # keep the batch for the next flush (bounded), so a restarting table loses nothing
-                self._reports = (batch + self._reports)[:MAX_BUFFERED_REPORTS]
-                logger.warning("could not report %d calls (%s); will retry", len(batch), type(e).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), REPORT_FLUSH_S)
+            await self._flush_reports()
+            if self._stopping.is_set():
+                return
+
+    async def _flush_reports(self) -> None:
+        if not self._reports:
+            return
+        batch, self._reports = self._reports, []
+        try:
+            table = self._table or ray.get_actor(PROGRAM_TABLE_NAME, namespace=NAMESPACE)
+            await asyncio.wait_for(table.report_calls.remote(batch), 5.0)
+        except Exception as e:  # noqa: BLE001 - the flusher must outlive any table failure
+            self._table = None
+            # keep the batch for the next flush (bounded), so a restarting table loses nothing
+            self._reports = (batch + self._reports)[:MAX_BUFFERED_REPORTS]
+            logger.warning("could not report %d calls (%s); will retry", len(batch), type(e).__name__)
+
+    async def __del__(self) -> None:
+        """Ray Serve's replica shutdown (after in-flight calls drained): the flusher sends what
+        it holds and stops, then the engine shuts down (``LLMServer.__del__``)."""
+        if getattr(self, "_flusher", None) is not None:
+            self._stopping.set()
+            await self._flusher
+        await super().__del__()
 
     async def record_routing_stats(self) -> dict[str, Any]:
         stats = await super().record_routing_stats()
