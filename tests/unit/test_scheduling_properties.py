@@ -5,8 +5,8 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autellix_ray.bench.single_server import run_single_server
 from autellix_ray.core import Call, make_scheduling_policy
+from tests.unit._single_server import run_single_server
 
 BOUNDS = (0.0, 1.0, 2.0, 4.0, 8.0)
 EIGHTHS = st.integers(min_value=1, max_value=24).map(lambda k: k / 8)  # exact in binary
