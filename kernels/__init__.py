@@ -4,7 +4,7 @@ Batched swap of a preempted call's KV blocks between a paged KV cache and host m
 (Autellix, arXiv 2502.13965): ``swap`` is the torch reference and CPU path (plus the
 one-copy-per-block baseline and byte-size helpers for the PCIe cost model);
 ``triton_swap`` is the Triton gather/scatter kernel with a torch fallback when Triton is
-missing. ``bench_swap_gpu`` is a GPU-only timing script (not imported here).
+missing. Their GPU-only timing script is ``autellix_ray.bench.swap_kernels_gpu``.
 """
 
 from .swap import (

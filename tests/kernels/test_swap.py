@@ -15,15 +15,8 @@ import torch
 from autellix_ray.kernels import swap, triton_swap
 from autellix_ray.kernels.swap import LEGACY_KV_FIRST, VLLM_PAGED
 
-# Physical order of logical [L, B, H, N, C] (vllm/v1/kv_cache_layout.py:KVCacheLayout).
-ORDERS = {
-    "LBHNC": (0, 1, 2, 3, 4),
-    "LBNHC": (0, 1, 3, 2, 4),
-    "LHBNC": (0, 2, 1, 3, 4),
-    "BLHNC": (1, 0, 2, 3, 4),
-    "BLNHC": (1, 0, 3, 2, 4),
-    "BHLNC": (1, 2, 0, 3, 4),
-}
+from autellix_ray.bench.swap_kernels_gpu import ORDERS, strided_cache
+
 DTYPES = [torch.float16, torch.bfloat16, torch.float32]
 INT_OF = {2: torch.int16, 4: torch.int32}
 GUARD = 5
@@ -31,14 +24,7 @@ GUARD = 5
 
 def make_cache(order, L, B, H, N, C, dtype, seed=0, device="cpu"):
     """(raw buffer, per-layer [B, H, N, C] views) laid out in ``order``, random contents."""
-    shape = (L, B, H, N, C)
-    strides, cur = [0] * 5, 1
-    for d in reversed(order):
-        strides[d], cur = cur, cur * shape[d]
-    g = torch.Generator().manual_seed(seed)
-    raw = torch.randn(cur + 2 * GUARD, generator=g).to(dtype).to(device)
-    view = torch.as_strided(raw, shape, strides, storage_offset=GUARD)
-    return raw, [view[l] for l in range(L)]
+    return strided_cache(order, (L, B, H, N, C), dtype, guard=GUARD, seed=seed, device=device)
 
 
 def random_case(rng, order_name, dtype):

@@ -1,15 +1,16 @@
-"""GPU timing of KV swap: one copy per (layer, block) vs ONE batched transfer.
+"""GPU ONLY: timing of KV swap kernels, one copy per (layer, block) vs ONE batched transfer.
 
 *** NOT RUN on the development machine (2 CPU cores, no GPU): this script has produced no
 numbers yet. Do not quote results from it until it has been run on a CUDA machine. ***
 
 Usage (on a CUDA machine):
-    python -m autellix_ray.kernels.bench_swap_gpu [--layers 32 --heads 8 --head-size 128]
+    python -m autellix_ray.bench.swap_kernels_gpu [--layers 32 --heads 8 --head-size 128]
         [--block-sizes 16 32] [--counts 1 8 64 256] [--layouts LBNHC LBHNC] [--json out.json]
 
 For each vLLM 0.32 layout, block size and swap size it builds a cache the way vLLM 0.32
-does (all layers as strided views of one buffer, see swap.py), picks random unsorted
-block ids, and times into/out of a preallocated pinned host buffer:
+does (all layers as strided views of one buffer, see kernels/swap.py; ``strided_cache``,
+which tests/kernels/test_swap.py also uses), picks random unsorted block ids, and times
+into/out of a preallocated pinned host buffer:
   per_block  swap.per_block_swap_out/in  (one async copy per layer and block, one sync)
   batched    swap.swap_out/in            (device gather + one D2H copy / one H2D + scatter)
   triton     triton_swap.triton_swap_out/in  (Triton gather into staging + one copy)
@@ -25,6 +26,7 @@ import sys
 import time
 
 import torch
+
 from autellix_ray.kernels import swap, triton_swap
 
 ORDERS = {  # physical order of logical [L, B, H, N, C] (vllm/v1/kv_cache_layout.py)
@@ -37,13 +39,18 @@ ORDERS = {  # physical order of logical [L, B, H, N, C] (vllm/v1/kv_cache_layout
 }
 
 
-def make_cache(order, L, B, H, N, C, dtype):
-    shape, strides, cur = (L, B, H, N, C), [0] * 5, 1
+def strided_cache(order, shape, dtype, *, guard=0, seed=None, device="cuda"):
+    """(raw buffer, per-layer [B, H, N, C] views) of logical ``shape`` [L, B, H, N, C] laid out
+    in physical ``order``, random contents, ``guard`` spare elements on each side.
+    ``seed``: drawn on the CPU from a seeded generator (same contents on any device)."""
+    strides, cur = [0] * 5, 1
     for d in reversed(order):
         strides[d], cur = cur, cur * shape[d]
-    raw = torch.randn(cur, device="cuda").to(dtype)
-    view = torch.as_strided(raw, shape, strides)
-    return [view[l] for l in range(L)]
+    generator = None if seed is None else torch.Generator().manual_seed(seed)
+    raw = torch.randn(cur + 2 * guard, generator=generator, device="cpu" if generator else device)
+    raw = raw.to(dtype).to(device)
+    view = torch.as_strided(raw, shape, strides, storage_offset=guard)
+    return raw, [view[l] for l in range(shape[0])]
 
 
 def timed(fn, iters: int, warmup: int = 2) -> float:
@@ -91,7 +98,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
         print(
-            "bench_swap_gpu: CUDA is not available on this machine; this benchmark only runs "
+            "swap_kernels_gpu: CUDA is not available on this machine; this benchmark only runs "
             "on a GPU. Nothing was measured.",
             file=sys.stderr,
         )
@@ -110,8 +117,8 @@ def main(argv=None) -> int:
     for layout in args.layouts:
         for bs in args.block_sizes:
             num_blocks = 2 * max(args.counts)
-            kv = make_cache(
-                ORDERS[layout], args.layers, num_blocks, args.heads, bs, 2 * args.head_size, dtype
+            _, kv = strided_cache(
+                ORDERS[layout], (args.layers, num_blocks, args.heads, bs, 2 * args.head_size), dtype
             )
             for n in args.counts:
                 ids = rng.sample(range(num_blocks), n)
