@@ -115,6 +115,7 @@ class AutellixSchedulerMixin:
         self._num_outputs = 0
         self._running_order_stale = True  # re-sort running before the next step
         self._awaiting_resume: set[str] = set()  # preempted calls not yet rescheduled
+        self._ranks_version = self.program_policy.ranks_version
         logger.info(
             "Autellix scheduler: policy=%s queues=%s service=%s max_preemptions_per_step=%d",
             self.autellix_settings.policy,
@@ -256,6 +257,11 @@ class AutellixSchedulerMixin:
             self.autellix_counters.num_promotions += len(promoted)
             self.waiting.rekey(promoted)
             self.kv_holding_waiting.rekey(promoted)
+        if policy.ranks_version != self._ranks_version:  # the queues' order changed: every key did
+            self._ranks_version = policy.ranks_version
+            self._running_order_stale = True
+            for queue in (self.waiting, self.kv_holding_waiting):
+                queue.rekey([r.request_id for r in queue])
         result = super().update_from_output(scheduler_output, *args, **kwargs)
         self._num_outputs += 1
         if self._num_outputs % GC_EVERY_STEPS == 0:

@@ -5,7 +5,7 @@
 
 Keys: ``policy`` (fcfs | mlfq | plas | atlas | srpt), the queue parameters of
 ``autellix_ray.core.QueueConfig`` (boundaries_s, quanta_s, beta,
-reevaluate_every_steps, order_within_queue), the service accounting of
+reevaluate_every_steps, order_within_queue, queue_order), the service accounting of
 ``autellix_ray.core.ServiceModel`` (service_unit, decode_token_s, prefill_token_s),
 ``max_preemptions_per_step`` (proactive preemption bound; 0 disables it) and its
 cost guards ``preempt_max_victim_tokens`` (a running call with more computed tokens
@@ -35,7 +35,7 @@ DEFAULT_MAX_PREEMPTIONS_PER_STEP = 4
 # coding agent on an A100-40GB: 6.4x vLLM-opt's mean latency unbounded, 1.2x better with it).
 DEFAULT_PREEMPT_MAX_VICTIM_TOKENS: int | None = 2048
 DEFAULT_PREEMPT_MIN_RUN_STEPS = 0  # hysteresis off by default: not measured to help yet
-_QUEUE_KEYS = ("boundaries_s", "quanta_s", "beta", "reevaluate_every_steps", "order_within_queue")
+_QUEUE_KEYS = ("boundaries_s", "quanta_s", "beta", "reevaluate_every_steps", "order_within_queue", "queue_order")
 _SERVICE_KEYS = {"service_unit": "unit", "decode_token_s": "decode_token_s", "prefill_token_s": "prefill_token_s"}
 
 

@@ -337,3 +337,25 @@ def test_kv_holding_waiting_follows_the_policy_order(tiny_model_path):
 
     s = make_scheduler(tiny_model_path, "plas")
     assert isinstance(s.kv_holding_waiting, PolicyOrderedQueue) and isinstance(s.waiting, PolicyOrderedQueue)
+
+
+def test_learned_gittins_order_reorders_the_waiting_calls(tiny_model_path):
+    s = make_scheduler(tiny_model_path, "plas", max_num_seqs=1, boundaries_s=BOUNDS, beta=None,
+                       queue_order="gittins", reevaluate_every_steps=1, max_preemptions_per_step=0)
+    ranker = s.program_policy._ranker
+    ranker.min_programs = ranker.refresh_every = 3
+    for i in range(3):  # three programs of ~1.5 s of service each finish: Q2 is nearest to done
+        s.add_request(heavy(max_tokens=2, service=1.5, program=f"done{i}"))
+    run_until_done(s)
+    s.add_request(heavy(max_tokens=40, service=1.5, program="hog"))
+    step(s)
+    old, new = heavy(max_tokens=2, service=1.2, program="old"), make_request(16, 2, program="new")
+    s.add_request(new)
+    s.add_request(old)
+    assert [r.request_id for r in s.waiting] == [new.request_id, old.request_id]  # LAS so far
+    first = None
+    for _ in range(60):
+        out, _ = step(s)
+        first = first or next((r for r in out.num_scheduled_tokens if r in (old.request_id, new.request_id)), None)
+    assert s.program_policy.ranks_version == 1  # learned once the finished programs stayed idle
+    assert first == old.request_id

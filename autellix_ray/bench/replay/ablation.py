@@ -71,6 +71,7 @@ def ablation_policies() -> list[PolicySpec]:
         default.with_settings("-program-order", order_within_queue="call"),
         default.with_settings("-work-service", service_unit="wall"),
         default.with_settings("-preemption", max_preemptions_per_step=0),
+        default.with_settings("+gittins", queue_order="gittins"),
         get_policy("program-fcfs"),
         get_policy("srpt"),
     ]
@@ -260,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--point", action="append", default=[],
                         help="only points whose label starts with this, e.g. 'bfcl 1500 @ 16' (repeatable)")
     parser.add_argument("--policy", action="append", default=[],
-                        help="only these policies (repeatable; rows starting with '-': --policy=-preemption)")
+                        help="these policies at every point (repeatable; rows starting with '-': --policy=-preemption)")
     parser.add_argument("--render-only", action="store_true",
                         help="rewrite the summary and cache_coherence.md from the results file, run nothing")
     args = parser.parse_args(argv)
@@ -270,10 +271,12 @@ def main(argv: list[str] | None = None) -> int:
         return write(json.loads(path.read_text()), path, out)
     if args.quick:
         jobs = [(pt, get_policy(p)) for pt in QUICK_POINTS for p in QUICK_POLICIES]
+    elif args.policy:  # the named policies at every (selected) point
+        named = {pol.name: pol for pol in ablation_policies()}
+        jobs = [(pt, named[name] if name in named else get_policy(name)) for pt in FULL_POINTS for name in args.policy]
     else:
         jobs = default_jobs(FULL_POINTS)
-    jobs = [(pt, pol) for pt, pol in jobs
-            if (not args.point or any(pt.label.startswith(p) for p in args.point)) and (not args.policy or pol.name in args.policy)]
+    jobs = [(pt, pol) for pt, pol in jobs if not args.point or any(pt.label.startswith(p) for p in args.point)]
     if not jobs:
         parser.error("no (point, policy) left after --point/--policy filters")
     from tqdm import tqdm

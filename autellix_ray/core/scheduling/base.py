@@ -6,7 +6,11 @@ Caller's contract (the vLLM plugin, the replay simulator and the tests all follo
   each scheduled call received in that step;
 - ``order()`` yields every active call, highest priority first (the batch is formed
   by walking it and stopping at the first call that does not fit): by queue, then
-  inside a queue by call arrival or by program (``QueueConfig.order_within_queue``);
+  inside a queue by call arrival or by program (``QueueConfig.order_within_queue``).
+  Queues are served Q1 first (least attained service) or, with
+  ``QueueConfig.queue_order="gittins"``, in the order of their Gittins index learned from
+  the programs that finished (``gittins.py``); ``ranks_version`` changes when that order
+  does, and then every call's ``key`` may have changed;
 - ``finish(call_id, now_s)`` when a call completes or is aborted; the returned
   ``FinishedCall`` carries the call's service and wait for the program table.
 
@@ -30,6 +34,7 @@ from typing import ClassVar
 from sortedcontainers import SortedDict
 
 from autellix_ray.core.program_table import ProgramRow, ProgramTable
+from autellix_ray.core.scheduling.gittins import GittinsRanker
 from autellix_ray.core.scheduling.queues import QueueConfig
 
 
@@ -63,6 +68,7 @@ class CallState:
     arrival_seq: int  # call arrival order (unique per policy instance)
     order_key: tuple  # position inside its queue: (arrival_seq,) or (program start, program, arrival_seq)
     quantum_left_s: float
+    promoted: bool = False  # by anti-starvation, until its next demotion: served in the first slot
     service_s: float = 0.0  # attained service of this call
     busy_s: float = 0.0  # wall time of the steps this call was scheduled in
     num_promotions: int = 0
@@ -95,13 +101,22 @@ class SchedulingPolicy(ABC):
 
     name: ClassVar[str]
     default_order_within_queue: ClassVar[str] = "call"
+    default_queue_order: ClassVar[str] = "attained"
 
     def __init__(self, config: QueueConfig | None = None, table: ProgramTable | None = None) -> None:
         self.config = config if config is not None else self.default_config()
         self.table = table if table is not None else ProgramTable()
         self.order_within_queue = self.config.order_within_queue or self.default_order_within_queue
-        # Each queue maps a call's order key -> call (see ``_order_key``), so a promoted or
-        # demoted call takes its place in the new queue by the same key.
+        self.queue_order = self.config.queue_order or self.default_queue_order
+        self._ranker: GittinsRanker | None = None
+        if self.queue_order == "gittins":
+            if type(self).program_service_s is SchedulingPolicy.program_service_s:
+                raise ValueError(f"queue_order='gittins' needs program-level service (plas, atlas), not {self.name}")
+            self._ranker = GittinsRanker(self.config.boundaries_s)
+        # The slot each queue is served in (0 first): Q1 first, or the Gittins order.
+        self._slot_of_level: tuple[int, ...] = tuple(range(self.config.num_levels))
+        # One sorted map per slot: a call's order key -> call (see ``_order_key``), so a
+        # promoted or demoted call takes its place in the new slot by the same key.
         self._levels: list[SortedDict] = [SortedDict() for _ in range(self.config.num_levels)]
         self._calls: dict[str, CallState] = {}
         self._keys: dict[str, tuple] = {}  # call id -> sort key, kept current on queue moves
@@ -160,7 +175,12 @@ class SchedulingPolicy(ABC):
         Calls in the same queue never preempt each other (FCFS inside a queue), which
         is what keeps preemption from thrashing.
         """
-        return self._calls[call_id].level < self._calls[other_id].level
+        return self._keys[call_id][0] < self._keys[other_id][0]
+
+    @property
+    def ranks_version(self) -> int:
+        """Changes whenever the order of the queues changes (every key may have moved)."""
+        return self._ranker.version if self._ranker is not None else 0
 
     def live_keys(self) -> Mapping[str, tuple] | None:
         """The call id -> ``key`` mapping, kept current, for sorting many calls fast.
@@ -181,6 +201,8 @@ class SchedulingPolicy(ABC):
         thread_id = call.thread
         prior = self.table.find(call.program_id)
         exact = prior.critical_path_start_s(thread_id, call.parent_thread_ids) if prior else None
+        if self._ranker is not None and prior is not None and prior.idle and prior.last_completion_s is not None:
+            self._ranker.program_called_again(prior.last_completion_s, now_s)
         row = self.table.call_arrived(call.program_id, thread_id, call.parent_thread_ids, now_s)
         self.table.merge_remote_state(
             call.program_id, call.program_service_s, call.program_critical_path_s, call.program_wait_s
@@ -200,8 +222,7 @@ class SchedulingPolicy(ABC):
             quantum_left_s=self.config.entry_quantum_s(level, priority),
         )
         self._calls[call.call_id] = state
-        self._levels[level][state.order_key] = state
-        self._keys[call.call_id] = (level, *state.order_key)
+        self._place(state)
         return state
 
     def _order_key(self, row: ProgramRow, arrival_seq: int) -> tuple:
@@ -231,9 +252,11 @@ class SchedulingPolicy(ABC):
             if st.quantum_left_s <= 0:
                 self._demote(st)
         self._num_steps += 1
-        if self.config.beta is not None and self._num_steps % self.config.reevaluate_every_steps == 0:
-            return self.promote_starved(now_s)
-        return []
+        if self._num_steps % self.config.reevaluate_every_steps:
+            return []
+        if self._ranker is not None and self._ranker.collect(now_s, self._idle_since):
+            self._reslot()
+        return self.promote_starved(now_s)
 
     def promote_starved(self, now_s: float) -> list[str]:
         """Anti-starvation sweep: promote every call with W / T >= beta to Q1."""
@@ -252,13 +275,14 @@ class SchedulingPolicy(ABC):
     def finish(self, call_id: str, now_s: float) -> FinishedCall:
         """Remove a completed or aborted call and fold it into its program's row."""
         st = self._calls.pop(call_id)
-        del self._levels[st.level][st.order_key]
-        del self._keys[call_id]
+        del self._levels[self._keys.pop(call_id)[0]][st.order_key]
         wait = st.wait_s(now_s)
         call = st.call
-        self.table.call_finished(
+        row = self.table.call_finished(
             call.program_id, call.thread, st.service_s, wait, st.critical_path_start_s, now_s
         )
+        if self._ranker is not None and row is not None and row.idle:
+            self._ranker.program_went_idle(call.program_id, now_s)
         return FinishedCall(
             call_id=call_id,
             program_id=call.program_id,
@@ -273,11 +297,30 @@ class SchedulingPolicy(ABC):
         )
 
     # -- internals ----------------------------------------------------------
-    def _move(self, st: CallState, level: int) -> None:
-        del self._levels[st.level][st.order_key]
+    def _place(self, st: CallState) -> None:
+        slot = 0 if st.promoted else self._slot_of_level[st.level]
+        self._levels[slot][st.order_key] = st
+        self._keys[st.call.call_id] = (slot, *st.order_key)
+
+    def _move(self, st: CallState, level: int, promoted: bool = False) -> None:
+        del self._levels[self._keys[st.call.call_id][0]][st.order_key]
         st.level = level
-        self._levels[level][st.order_key] = st
-        self._keys[st.call.call_id] = (level, *st.order_key)
+        st.promoted = promoted
+        self._place(st)
+
+    def _idle_since(self, program_id: str) -> tuple[float, float] | None:
+        row = self.table.find(program_id)
+        if row is None or not row.idle or row.last_completion_s is None:
+            return None
+        return row.last_completion_s, self.program_service_s(row)
+
+    def _reslot(self) -> None:
+        """Apply a new queue order: every call takes its queue's new slot."""
+        self._slot_of_level = self._ranker.slots
+        for queue in self._levels:
+            queue.clear()
+        for st in self._calls.values():
+            self._place(st)
 
     def _demote(self, st: CallState) -> None:
         last = self.config.num_levels - 1
@@ -291,7 +334,7 @@ class SchedulingPolicy(ABC):
             self._move(st, level)
 
     def _promote(self, st: CallState, now_s: float) -> None:
-        self._move(st, 0)
+        self._move(st, 0, promoted=True)
         st.quantum_left_s = self.config.quantum_s(0)
         st.num_promotions += 1
         self.num_promotions += 1

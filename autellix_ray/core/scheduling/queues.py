@@ -24,6 +24,10 @@ Parameters (``QueueConfig``):
   instead of rotating through every program (call-FCFS evicts each program's cached
   context before its next call under a sustained queue). None: the policy's default
   (``program`` for PLAS/ATLAS, ``call`` for the FCFS/MLFQ baselines).
+- ``queue_order``: which queue is served first. ``"attained"``: Q1 first (least attained
+  service, the paper). ``"gittins"``: in decreasing Gittins index of the queues' lower
+  bounds, learned from the total service of the programs that finished (``gittins.py``;
+  PLAS/ATLAS only). None: the policy's default.
 
 Defaults and why:
 - K = 8 queues, boundaries 0, 0.5, 1, 2, 4, 8, 16, 32 s. Doubling keeps demotions
@@ -47,6 +51,7 @@ DEFAULT_BOUNDARIES_S: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 3
 DEFAULT_BETA = 8.0
 DEFAULT_REEVALUATE_EVERY_STEPS = 4
 ORDERS_WITHIN_QUEUE = ("call", "program")
+QUEUE_ORDERS = ("attained", "gittins")
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,7 @@ class QueueConfig:
     beta: float | None = DEFAULT_BETA
     reevaluate_every_steps: int = DEFAULT_REEVALUATE_EVERY_STEPS
     order_within_queue: str | None = None
+    queue_order: str | None = None
 
     def __post_init__(self) -> None:
         b = tuple(float(x) for x in self.boundaries_s)
@@ -87,6 +93,12 @@ class QueueConfig:
             raise ValueError(
                 f"order_within_queue must be one of {list(ORDERS_WITHIN_QUEUE)} (or None for the "
                 f"policy's default), got {self.order_within_queue!r}"
+            )
+
+        if self.queue_order is not None and self.queue_order not in QUEUE_ORDERS:
+            raise ValueError(
+                f"queue_order must be one of {list(QUEUE_ORDERS)} (or None for the policy's default), "
+                f"got {self.queue_order!r}"
             )
 
     @property
