@@ -28,6 +28,14 @@ def program_fields(program_id: str, thread_id: str | None, parents: Sequence[str
     return body
 
 
+async def _programs_api(base_url: str, api_key: str, method: str, path: str, body: dict | None = None) -> dict:
+    """One request to the program endpoints; raises ``httpx.HTTPStatusError`` on an error status."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+        r = await http.request(method, path, json=body, headers={"authorization": f"Bearer {api_key}"})
+        r.raise_for_status()
+        return r.json()
+
+
 @dataclass
 class Thread:
     program: Program
@@ -85,29 +93,18 @@ class HTTPProgram(Program):
         cls, base_url: str, *, model: str = "tiny", api_key: str = "none", program_id: str | None = None
     ) -> HTTPProgram:
         """POST /v1/programs (the server assigns an unguessable id unless one is given)."""
-        async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
-            body = {"program_id": program_id} if program_id else None
-            r = await http.post("/v1/programs", json=body, headers={"authorization": f"Bearer {api_key}"})
-            r.raise_for_status()
-            pid = r.json()["program_id"]
+        body = {"program_id": program_id} if program_id else None
+        pid = (await _programs_api(base_url, api_key, "POST", "/v1/programs", body))["program_id"]
         client = AsyncOpenAI(base_url=f"{base_url}/v1", api_key=api_key)
         return cls(program_id=pid, model=model, base_url=base_url, api_key=api_key, client=client)
 
     async def end(self) -> dict:
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=30) as http:
-            r = await http.delete(
-                f"/v1/programs/{self.program_id}", headers={"authorization": f"Bearer {self.api_key}"}
-            )
-            r.raise_for_status()
-            return r.json()
+        """DELETE /v1/programs/{id}: the program's final row."""
+        return await _programs_api(self.base_url, self.api_key, "DELETE", f"/v1/programs/{self.program_id}")
 
     async def row(self) -> dict:
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=30) as http:
-            r = await http.get(
-                f"/v1/programs/{self.program_id}", headers={"authorization": f"Bearer {self.api_key}"}
-            )
-            r.raise_for_status()
-            return r.json()
+        """GET /v1/programs/{id}: the program's row in the program table."""
+        return await _programs_api(self.base_url, self.api_key, "GET", f"/v1/programs/{self.program_id}")
 
     async def __aenter__(self) -> HTTPProgram:
         return self
