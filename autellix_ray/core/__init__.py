@@ -1,9 +1,11 @@
-"""The pure Autellix policy core: process table, scheduling and routing policies.
+"""The pure Autellix policy core: process table, scheduling and routing policies, and the
+cluster tier's services (program table service, router pins).
 
-Imports no ray, vllm or torch; time comes in as arguments. The vLLM plugin, the
+Imports no ray, vllm or torch; time (and stores, metric hooks) come in as arguments. The vLLM plugin, the
 replay simulator and the unit tests all run these same objects.
 """
 
+from autellix_ray.core.program_service import ProgramService, ProgramState, TableHooks
 from autellix_ray.core.program_table import (
     ProgramRow,
     ProgramTable,
@@ -14,6 +16,7 @@ from autellix_ray.core.program_table import (
 from autellix_ray.core.routing import (
     ROUTERS,
     EngineLoad,
+    ProgramRouter,
     RouteDecision,
     RouteRequest,
     Router,
@@ -35,7 +38,10 @@ __all__ = [
     "Call",
     "EngineLoad",
     "FinishedCall",
+    "ProgramRouter",
     "ProgramRow",
+    "ProgramService",
+    "ProgramState",
     "ProgramTable",
     "ProgramTableFull",
     "QueueConfig",
@@ -44,6 +50,7 @@ __all__ = [
     "Router",
     "SchedulingPolicy",
     "ServiceModel",
+    "TableHooks",
     "ThreadRow",
     "UnknownProgram",
     "make_router",

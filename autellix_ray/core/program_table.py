@@ -130,6 +130,21 @@ class ProgramTable:
     def rows(self) -> list[ProgramRow]:
         return list(self._rows.values())
 
+    def eviction_victim(self, program_id: str) -> str | None:
+        """The row that inserting ``program_id`` would evict (the oldest idle one), if any."""
+        if len(self._rows) < self.max_programs or program_id in self._rows:
+            return None
+        return next((pid for pid, row in self._rows.items() if row.idle), None)
+
+    def load(self, rows: list[ProgramRow], num_evicted: int = 0, num_collected: int = 0) -> None:
+        """Fill an empty table (a restore): rows in last-activity order, the order it keeps
+        (rows with the same last activity, e.g. from one batch, in program-id order)."""
+        if self._rows:
+            raise ValueError("load needs an empty table")
+        ordered = sorted(rows, key=lambda r: (r.last_activity_s, r.program_id))
+        self._rows = OrderedDict((r.program_id, r) for r in ordered)
+        self.num_evicted, self.num_collected = num_evicted, num_collected
+
     # -- program lifecycle --------------------------------------------------
     def start_program(self, program_id: str, now_s: float) -> ProgramRow:
         """Explicit start. Starting a program that exists returns its row."""

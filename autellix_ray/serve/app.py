@@ -122,8 +122,8 @@ def build_app(args: dict[str, Any] | AppArgs | None = None):
         from autellix_ray.serve.program_table import get_or_create_program_table
         from autellix_ray.serve.router import get_or_create_router
 
-        get_or_create_program_table(idle_timeout_s=args.program_idle_timeout_s)
-        get_or_create_router(short_prompt_tokens=args.short_prompt_tokens)
+        table = get_or_create_program_table(idle_timeout_s=args.program_idle_timeout_s)
+        get_or_create_router(table=table, short_prompt_tokens=args.short_prompt_tokens)
         ingress_cls = make_fastapi_ingress(AutellixIngress, endpoint_map=ENDPOINTS, app=_guarded_fastapi_app(args))
         options = AutellixIngress.get_deployment_options([config])
     else:

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from functools import cache
 
+import ray
 from ray.util.metrics import Counter, Gauge, Histogram
+
+from autellix_ray.core import TableHooks
 
 _SECONDS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300]
 
@@ -50,6 +53,24 @@ def table_metrics() -> dict:
     }
 
 
+class TableMetrics(TableHooks):
+    """The program table service's hooks as Prometheus metrics (no-ops outside a Ray worker)."""
+
+    def num_programs(self, num_programs: int) -> None:
+        if ray.is_initialized():
+            table_metrics()["programs"].set(num_programs)
+
+    def program_ended(self, latency_s: float) -> None:
+        if ray.is_initialized():
+            table_metrics()["program_latency"].observe(latency_s)
+
+
+def count_decision(reason: str) -> None:
+    """The router service's decision hook (no-op outside a Ray worker)."""
+    if ray.is_initialized():
+        router_metrics()["decisions"].inc(1, tags={"reason": reason})
+
+
 def record_call(report: dict) -> None:
     m = replica_metrics()
     m["service"].observe(float(report.get("service_s", 0.0)))
@@ -73,7 +94,5 @@ def ingress_metrics() -> dict:
 
 def count_ingress(name: str, reason: str | None = None) -> None:
     """Count an ingress event (no-op outside a Ray worker, e.g. in unit tests)."""
-    import ray
-
     if ray.is_initialized():
         ingress_metrics()[name].inc(1, tags={"reason": reason} if reason else None)

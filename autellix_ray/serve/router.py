@@ -1,109 +1,78 @@
 """KV-locality routing across engine replicas: a router actor and Ray Serve's RequestRouter.
 
-``RouterService`` (a Ray actor, one per cluster) owns the program -> engine pins, so
-every process holding a handle sees the same pins. ``AutellixRequestRouter`` runs
-inside each of those processes (Ray Serve's request-router hook):
-- a call with a short prompt (<= ``short_prompt_tokens``), or with no program, is
-  ranked locally by fewest calls in flight (Ray Serve's queue-length cache):
-  no RPC, like Algorithm 2's short-prompt branch;
-- a long call asks the router actor, which applies Algorithm 2 (the pure core's
-  ``LocalityRouter``) atomically: the pinned engine first, or a new pin on the
+The router actor (one per cluster) runs core's ``ProgramRouter`` (``core/routing/pins.py``:
+Algorithm 2 over cluster-wide program -> engine pins), so every process holding a handle
+sees the same pins; it tells the program table (an injected handle) about every pin.
+``AutellixRequestRouter`` runs inside each of those processes (Ray Serve's request-router
+hook):
+- a call the policy does not pin (a short prompt, <= ``short_prompt_tokens``, or no
+  program) is ranked locally by the policy over fewest calls in flight (Ray Serve's
+  queue-length cache): no RPC, like Algorithm 2's short-prompt branch;
+- a long call asks the router actor: the pinned engine first, or a new pin on the
   least-used engine;
-- if the router actor does not answer within ``ROUTER_TIMEOUT_S`` (dead or
-  restarting), the call falls back to least-used ranking: routing never blocks
-  on it.
-A replica that dies or is removed loses its pins (``on_replica_actor_died``, and
-on every call the actor drops pins to engines not in the candidate list).
+- if the router actor does not answer within ``ROUTER_TIMEOUT_S`` (dead or restarting),
+  the call is ranked locally as if unpinned: routing never blocks on it.
+A replica that dies or is removed loses its pins (``on_replica_actor_died``, and on every
+call the actor drops pins to engines not in the candidate list).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
 from typing import Any
 
 import ray
 from ray.serve.request_router import FIFOMixin, PendingRequest, RequestRouter, RunningReplica
 
-from autellix_ray.core import EngineLoad, RouteRequest
-from autellix_ray.core.routing.base import LeastUsedRanking
+from autellix_ray.core import EngineLoad, ProgramRouter, RouteRequest
 from autellix_ray.core.routing.locality import DEFAULT_SHORT_PROMPT_TOKENS, LocalityRouter
-from autellix_ray.serve.metrics import router_metrics
-from autellix_ray.serve.program_table import NAMESPACE, PROGRAM_TABLE_NAME
+from autellix_ray.core.routing.pins import MAX_PINS, RouterStats
+from autellix_ray.serve.metrics import count_decision, router_metrics
+from autellix_ray.serve.program_table import NAMESPACE, get_or_create_detached
 
 logger = logging.getLogger(__name__)
 
 ROUTER_NAME = "autellix-router"
 ROUTER_TIMEOUT_S = 0.5
-MAX_PINS = 1_000_000
 CHARS_PER_TOKEN = 4  # prompt-length estimate before tokenization
 
 
 class RouterService:
-    def __init__(self, short_prompt_tokens: int = DEFAULT_SHORT_PROMPT_TOKENS, max_pins: int = MAX_PINS) -> None:
-        self.policy = LocalityRouter(short_prompt_tokens)
-        self.pins: OrderedDict[str, str] = OrderedDict()
-        self.max_pins = max_pins
-        self.decisions: dict[str, int] = {}
+    """Core's ``ProgramRouter`` with Algorithm 2, behind the actor's RPC shapes (a plain class:
+    tests). ``table``: the program table's actor handle (None: pins stay here)."""
+
+    def __init__(self, short_prompt_tokens: int = DEFAULT_SHORT_PROMPT_TOKENS, max_pins: int = MAX_PINS,
+                 table: Any = None) -> None:
+        self.table = table
+        self.router = ProgramRouter(LocalityRouter(short_prompt_tokens), max_pins, on_pin=self._tell_table,
+                                    on_decision=count_decision)
 
     def route(self, program_id: str, num_prompt_tokens: int, loads: list[tuple[str, int]]) -> list[str]:
+        """Engine ids best first, for ``loads``: (engine id, calls in flight) of every candidate."""
         engines = [EngineLoad(engine_id, num_running=n) for engine_id, n in loads]
-        live = {e.engine_id for e in engines}
-        pinned = self.pins.get(program_id)
-        if pinned is not None and pinned not in live:
-            self._unpin(program_id)
-            pinned = None
-        decision = self.policy.route(RouteRequest(program_id, num_prompt_tokens, pinned), engines)
-        if decision.pin is not None:
-            self.pins[program_id] = decision.pin
-            self.pins.move_to_end(program_id)
-            while len(self.pins) > self.max_pins:
-                self.pins.popitem(last=False)
-            self._tell_table(program_id, decision.pin)
-        self.decisions[decision.reason] = self.decisions.get(decision.reason, 0) + 1
-        if ray.is_initialized():
-            router_metrics()["decisions"].inc(1, tags={"reason": decision.reason})
-        return list(decision.ranked)
+        return list(self.router.route(program_id, num_prompt_tokens, engines).ranked)
 
     def remove_engine(self, engine_id: str) -> int:
-        gone = [p for p, e in self.pins.items() if e == engine_id]
-        for program_id in gone:
-            self._unpin(program_id)
-        return len(gone)
+        return self.router.remove_engine(engine_id)
 
     def pin_of(self, program_id: str) -> str | None:
-        return self.pins.get(program_id)
+        return self.router.pin_of(program_id)
 
-    def stats(self) -> dict[str, Any]:
-        return {"num_pins": len(self.pins), "decisions": dict(self.decisions)}
-
-    def _unpin(self, program_id: str) -> None:
-        self.pins.pop(program_id, None)
-        self._tell_table(program_id, None)
+    def stats(self) -> RouterStats:
+        return self.router.stats()
 
     def _tell_table(self, program_id: str, engine_id: str | None) -> None:
-        if not ray.is_initialized():
-            return  # a plain RouterService outside Ray (tests)
-        try:
-            table = ray.get_actor(PROGRAM_TABLE_NAME, namespace=NAMESPACE)
-            table.set_pin.remote(program_id, engine_id)
-        except ValueError:
-            pass  # no program table (routing works without it)
+        if self.table is not None:
+            self.table.set_pin.remote(program_id, engine_id)  # fire and forget: the table is not on the path
 
 
 RouterActor = ray.remote(num_cpus=0)(RouterService)
 
 
-def get_or_create_router(**options: Any):
-    return RouterActor.options(
-        name=ROUTER_NAME,
-        namespace=NAMESPACE,
-        lifetime="detached",
-        get_if_exists=True,
-        max_restarts=-1,
-        max_task_retries=3,
-    ).remote(**options)
+def get_or_create_router(table: Any = None, **options: Any):
+    """The router actor; ``table``: the program table's handle, told about every pin."""
+    return get_or_create_detached(RouterActor, ROUTER_NAME, table=table, **options)
 
 
 def call_context(pending_request: PendingRequest | None) -> tuple[str | None, int]:
@@ -135,10 +104,11 @@ def estimate_prompt_tokens(body: Any) -> int:
 class AutellixRequestRouter(FIFOMixin, RequestRouter):
     """Ray Serve request router for the engine deployment (see the module header)."""
 
-    def initialize_state(self, short_prompt_tokens: int = DEFAULT_SHORT_PROMPT_TOKENS, **kwargs: Any) -> None:
-        self.short_prompt_tokens = short_prompt_tokens
-        self._ranking = LeastUsedRanking()
-        self._actor = None
+    def initialize_state(self, short_prompt_tokens: int = DEFAULT_SHORT_PROMPT_TOKENS, router: Any = None,
+                         **kwargs: Any) -> None:
+        """``router``: the router actor's handle (None: looked up by name on first use)."""
+        self._policy = LocalityRouter(short_prompt_tokens)
+        self._actor = router
         self.num_fallbacks = 0
 
     def _router_actor(self):
@@ -154,20 +124,20 @@ class AutellixRequestRouter(FIFOMixin, RequestRouter):
         by_id = {r.replica_id.unique_id: r for r in candidate_replicas}
         loads = [(rid, self._calls_on(r)) for rid, r in by_id.items()]
         program_id, num_tokens = call_context(pending_request)
+        request = RouteRequest(program_id, num_tokens)
         ranked = None
-        if program_id is not None and num_tokens > getattr(self, "short_prompt_tokens", DEFAULT_SHORT_PROMPT_TOKENS):
+        if self._policy.follows_pin(request):
             try:
                 ranked = await asyncio.wait_for(
                     self._router_actor().route.remote(program_id, num_tokens, loads), ROUTER_TIMEOUT_S
                 )
             except Exception as e:  # dead, restarting or slow router actor: fall back
                 self._actor = None
-                self.num_fallbacks = getattr(self, "num_fallbacks", 0) + 1
+                self.num_fallbacks += 1
                 router_metrics()["fallbacks"].inc()
-                logger.warning("router actor unavailable (%s); least-used fallback", type(e).__name__)
-        if ranked is None:
-            ranking = getattr(self, "_ranking", None) or LeastUsedRanking()
-            ranked = ranking.rank([EngineLoad(rid, num_running=n) for rid, n in loads])
+                logger.warning("router actor unavailable (%s); ranked as unpinned", type(e).__name__)
+        if ranked is None:  # no pins here: the policy ranks as for an unpinned call (least used first)
+            ranked = self._policy.route(request, [EngineLoad(rid, num_running=n) for rid, n in loads]).ranked
         return [[by_id[rid]] for rid in ranked if rid in by_id]
 
     def _calls_on(self, replica: RunningReplica) -> int:

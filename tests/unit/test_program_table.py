@@ -75,6 +75,28 @@ def test_row_bound_evicts_oldest_idle_first_and_refuses_when_all_busy():
         table.call_arrived("f", "t", (), 7.0)
 
 
+def test_eviction_victim_names_the_row_an_insert_would_evict():
+    table = ProgramTable(max_programs=2)
+    table.call_arrived("a", "t", (), 0.0)
+    assert table.eviction_victim("b") is None  # room left
+    table.call_arrived("b", "t", (), 1.0)
+    assert table.eviction_victim("c") is None  # full, but every row busy
+    table.call_finished("b", "t", 1.0, 0.0, 0.0, 2.0)
+    assert table.eviction_victim("c") == "b" and table.eviction_victim("a") is None  # a exists
+
+
+def test_load_restores_rows_in_last_activity_order_into_an_empty_table():
+    source = ProgramTable()
+    for i, pid in enumerate(["x", "y", "z"]):
+        source.call_arrived(pid, "t", (), float(3 - i))
+    table = ProgramTable()
+    table.load(source.rows(), num_evicted=4, num_collected=5)
+    assert [r.program_id for r in table.rows()] == ["z", "y", "x"]
+    assert (table.num_evicted, table.num_collected) == (4, 5)
+    with pytest.raises(ValueError, match="empty"):
+        table.load(source.rows())
+
+
 def test_memory_stays_bounded_under_many_programs():
     table = ProgramTable(max_programs=1000, idle_timeout_s=5.0)
     for i in range(50_000):

@@ -1,6 +1,6 @@
 import pytest
 
-from autellix_ray.core import ROUTERS, EngineLoad, RouteRequest, make_router
+from autellix_ray.core import ROUTERS, EngineLoad, ProgramRouter, RouteRequest, make_router
 
 ALL = sorted(ROUTERS)
 
@@ -80,3 +80,33 @@ def test_unknown_router_and_bad_parameters():
         make_router("autellix", short_prompt_tokens=-1)
     with pytest.raises(ValueError, match=r"valid: \[\]"):
         make_router("round_robin", short_prompt_tokens=5)
+
+
+def test_autellix_follows_pins_only_for_long_prompts_of_programs():
+    router = make_router("autellix", short_prompt_tokens=100)
+    assert router.follows_pin(RouteRequest("p", 101))
+    assert not router.follows_pin(RouteRequest("p", 100)) and not router.follows_pin(RouteRequest(None, 10**6))
+
+
+def test_program_router_keeps_pins_drops_dead_ones_and_tells_its_hooks():
+    told, reasons = [], []
+    router = ProgramRouter(make_router("autellix", short_prompt_tokens=100),
+                           on_pin=lambda p, e: told.append((p, e)), on_decision=reasons.append)
+    assert router.route("p", 500, engines(3, 0)).ranked[0] == "e1" and router.pin_of("p") == "e1"
+    assert router.route("p", 500, engines(0, 9)).ranked[0] == "e1"  # sticks to its KV
+    assert router.route("p", 50, engines(0, 9)).ranked[0] == "e0"  # short: least used, pin kept
+    assert router.route("p", 500, [EngineLoad("e0")]).ranked[0] == "e0"  # e1 gone: re-pinned
+    assert router.remove_engine("e0") == 1 and router.pin_of("p") is None
+    assert told == [("p", "e1"), ("p", None), ("p", "e0"), ("p", None)]
+    assert reasons == ["new-pin", "pinned", "short", "new-pin"]
+    assert router.stats() == {"num_pins": 0, "decisions": {"new-pin": 2, "pinned": 1, "short": 1}}
+
+
+def test_program_router_bounds_its_pins_and_never_pins_calls_without_a_program():
+    router = ProgramRouter(make_router("autellix", short_prompt_tokens=0), max_pins=10)
+    for i in range(100):
+        router.route(f"p{i}", 50, engines(0, 0))
+    router.route(None, 50, engines(0, 0))
+    assert router.stats()["num_pins"] == 10 and router.pin_of("p99") is not None and router.pin_of("p0") is None
+    with pytest.raises(ValueError, match="max_pins"):
+        ProgramRouter(make_router("autellix"), max_pins=0)

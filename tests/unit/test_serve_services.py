@@ -89,6 +89,27 @@ def test_router_pins_long_programs_and_moves_pins_off_dead_engines():
     assert router.stats()["decisions"] == {"new-pin": 3, "pinned": 1}
 
 
+class Remote:
+    """An actor handle's stand-in: ``handle.method.remote(...)`` calls ``target.method(...)``."""
+
+    def __init__(self, target):
+        self._target = target
+
+    def __getattr__(self, name):
+        method = getattr(self._target, name)
+        return type("Method", (), {"remote": staticmethod(method)})
+
+
+def test_router_tells_its_injected_table_about_pins():
+    table = ProgramTableService(clock=Clock())
+    router = RouterService(short_prompt_tokens=100, table=Remote(table))
+    router.route("p", 500, [("e0", 3), ("e1", 0)])  # pinned before the first call: a pending pin
+    table.begin_call("p", "t")
+    assert table.get_program("p")["pinned_engines"] == ["e1"]
+    router.remove_engine("e1")
+    assert table.get_program("p")["pinned_engines"] == []
+
+
 def test_router_pin_table_is_bounded():
     router = RouterService(short_prompt_tokens=0, max_pins=10)
     for i in range(100):
@@ -114,7 +135,7 @@ def test_begin_calls_batches_arrivals():
 
 
 def test_a_restarted_table_restores_rows_owners_and_pins_from_its_checkpoint():
-    from autellix_ray.serve.program_table import MemoryStore
+    from autellix_ray.core.checkpoint import MemoryStore
 
     clock, store = Clock(), MemoryStore()
     svc = ProgramTableService(clock=clock, store=store, checkpoint_interval_s=1.0)

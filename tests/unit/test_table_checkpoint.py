@@ -1,11 +1,11 @@
-"""Incremental checkpoints of the program table (serve/checkpoint.py), with a dict for the GCS store."""
+"""Incremental checkpoints of the program table (core/checkpoint.py), with a dict for the GCS store."""
 
 import json
 import logging
 
 import pytest
 
-from autellix_ray.serve.checkpoint import (
+from autellix_ray.core.checkpoint import (
     FORMAT,
     LEGACY_KEY,
     MANIFEST_KEY,
@@ -13,7 +13,7 @@ from autellix_ray.serve.checkpoint import (
     MemoryStore,
     TableCheckpoint,
 )
-from autellix_ray.serve.program_table import ProgramTableService
+from autellix_ray.core import ProgramService
 
 
 class Clock:
@@ -30,7 +30,7 @@ def report(program_id, thread_id="main", service=1.0):
 
 
 def table(store, clock=None, **kw):
-    return ProgramTableService(clock=clock or Clock(), store=store, **kw)
+    return ProgramService(clock=clock or Clock(), store=store, **kw)
 
 
 def run_programs(svc, ids, calls=2):
@@ -156,7 +156,7 @@ def test_an_unknown_checkpoint_format_is_refused_with_a_log_and_an_empty_table(m
     store = MemoryStore()
     store.put(MANIFEST_KEY, manifest)
     store.put(ROWS_PREFIX + b"g/p", b"rows of a format this version cannot read")
-    with caplog.at_level(logging.ERROR, logger="autellix_ray.serve.checkpoint"):
+    with caplog.at_level(logging.ERROR, logger="autellix_ray.core.checkpoint"):
         svc = table(store)
     assert len(svc.table) == 0 and svc.restored_programs == 0
     assert any("format" in r.getMessage() and "empty table" in r.getMessage() for r in caplog.records)
@@ -168,7 +168,7 @@ def test_an_unknown_checkpoint_format_is_refused_with_a_log_and_an_empty_table(m
 def test_the_unversioned_whole_table_checkpoint_of_earlier_versions_is_refused(caplog):
     store = MemoryStore()
     store.put(LEGACY_KEY, b"a pickle of the whole table")
-    with caplog.at_level(logging.ERROR, logger="autellix_ray.serve.checkpoint"):
+    with caplog.at_level(logging.ERROR, logger="autellix_ray.core.checkpoint"):
         svc = table(store)
     assert len(svc.table) == 0
     assert any("format 1" in r.getMessage() for r in caplog.records)
@@ -180,7 +180,7 @@ def test_an_unreadable_entry_loses_only_itself(caplog):
     run_programs(svc, ["a", "b"], calls=1)
     drain(svc)
     store.put(row_keys(store)[0], b"corrupt")
-    with caplog.at_level(logging.ERROR, logger="autellix_ray.serve.checkpoint"):
+    with caplog.at_level(logging.ERROR, logger="autellix_ray.core.checkpoint"):
         assert len(table(store).table) == 1
     assert any("unreadable" in r.getMessage() for r in caplog.records)
 

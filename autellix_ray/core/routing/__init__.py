@@ -1,8 +1,10 @@
-"""Routing policies: round robin, least used, Autellix locality (Algorithm 2)."""
+"""Routing policies (round robin, least used, Autellix locality: Algorithm 2) and the
+cluster-wide pins around them (``ProgramRouter``)."""
 
 from autellix_ray.core.routing.base import EngineLoad, RouteDecision, RouteRequest, Router
 from autellix_ray.core.routing.least_used import LeastUsedRouter
 from autellix_ray.core.routing.locality import LocalityRouter
+from autellix_ray.core.routing.pins import ProgramRouter, RouterStats
 from autellix_ray.core.routing.registry import ROUTERS, make_router
 from autellix_ray.core.routing.round_robin import RoundRobinRouter
 
@@ -11,9 +13,11 @@ __all__ = [
     "EngineLoad",
     "LeastUsedRouter",
     "LocalityRouter",
+    "ProgramRouter",
     "RoundRobinRouter",
     "RouteDecision",
     "RouteRequest",
     "Router",
+    "RouterStats",
     "make_router",
 ]

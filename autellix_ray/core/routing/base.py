@@ -18,9 +18,11 @@ from typing import ClassVar
 
 @dataclass(frozen=True)
 class EngineLoad:
-    engine_id: str
-    num_running: int = 0
-    num_waiting: int = 0
+    """One engine's load as the router sees it (a replica's routing stats, or the replay's engine)."""
+
+    engine_id: str  # the engine replica's id (Ray Serve's replica unique id; "e0".. in the replay)
+    num_running: int = 0  # calls the engine is running (the Serve tier: calls in flight, all of them)
+    num_waiting: int = 0  # calls queued in the engine
     kv_usage: float = 0.0  # fraction of KV blocks in use, 0..1
 
     @property
@@ -30,9 +32,9 @@ class EngineLoad:
 
 @dataclass(frozen=True)
 class RouteRequest:
-    program_id: str | None
-    num_prompt_tokens: int
-    pinned_engine_id: str | None = None
+    program_id: str | None  # None: a call outside any program (never pinned)
+    num_prompt_tokens: int  # the prompt's length (the Serve tier estimates it before tokenizing)
+    pinned_engine_id: str | None = None  # the live engine its program is pinned to, if any
 
 
 @dataclass(frozen=True)

@@ -34,10 +34,17 @@ class LocalityRouter(Router):
         self.short_prompt_tokens = short_prompt_tokens
         self._ranking = LeastUsedRanking()
 
+    def follows_pin(self, request: RouteRequest) -> bool:
+        """Whether the call goes to its program's pinned engine (else: least used, no pin).
+
+        A caller without the pins (a Ray Serve router process) routes the other calls itself.
+        """
+        return request.program_id is not None and request.num_prompt_tokens > self.short_prompt_tokens
+
     def route(self, request: RouteRequest, engines: Sequence[EngineLoad]) -> RouteDecision:
         require_engines(engines)
         ranked = self._ranking.rank(engines)
-        if request.program_id is None or request.num_prompt_tokens <= self.short_prompt_tokens:
+        if not self.follows_pin(request):
             return RouteDecision(ranked, reason="short")
         pinned = request.pinned_engine_id
         if pinned is not None and pinned in ranked:

@@ -1,7 +1,7 @@
 """Incremental checkpoints of the program table: one key per program, a versioned manifest.
 
-The table actor marks a program id dirty whenever its row, owner or pending pin changes
-or goes away (``mark``). A checkpoint (``write``) writes only the dirty ids, oldest
+The table service marks a program id dirty (``dirty``) whenever its row, owner or pending
+pin changes or goes away. A checkpoint (``write``) writes only the dirty ids, oldest
 first and at most ``max_keys`` of them (the rest stay dirty for the next one), so its
 cost follows what changed, not how many rows the table holds:
 
@@ -16,8 +16,8 @@ generation; a manifest of another format (or the unversioned whole-table pickle 
 earlier versions) is refused with a logged error and gives an empty table under a new
 generation, whose keys cannot collide with the refused ones.
 
-Pure: the store is anything with ``get``/``put``/``delete``/``scan`` (``MemoryStore``
-here, the GCS key-value store in ``serve/program_table.py``). No Ray import.
+The store is anything with ``get``/``put``/``delete``/``scan`` (``MemoryStore`` here, the
+GCS key-value store in ``serve/program_table.py``).
 """
 
 from __future__ import annotations
@@ -27,13 +27,11 @@ import json
 import logging
 import pickle
 import secrets
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from autellix_ray.core import ProgramTable
-from autellix_ray.core.program_table import ProgramRow
+from autellix_ray.core.program_table import ProgramRow, ProgramTable
 
 logger = logging.getLogger(__name__)
 
@@ -79,20 +77,16 @@ class MemoryStore:
 
 @dataclass
 class Restored:
-    """What a checkpoint held: a table's rows, owners and pending pins, and its counters."""
+    """What a checkpoint held (read back from the store by a restarted table)."""
 
-    rows: list[ProgramRow] = field(default_factory=list)
-    owners: dict[str, str | None] = field(default_factory=dict)
-    pending_pins: dict[str, str] = field(default_factory=dict)
-    counters: dict[str, int] = field(default_factory=dict)
+    rows: list[ProgramRow] = field(default_factory=list)  # program rows, any order
+    owners: dict[str, str | None] = field(default_factory=dict)  # program id -> owner (None: anyone)
+    pending_pins: dict[str, str] = field(default_factory=dict)  # program id -> engine, for programs with no row yet
+    counters: dict[str, int] = field(default_factory=dict)  # num_reports, num_evicted, num_collected
 
     def load_into(self, table: ProgramTable) -> None:
-        """Put the rows into an empty ``table`` in last-activity order, the order it keeps
-        (rows with the same last activity, e.g. from one batch, in program-id order)."""
-        rows = sorted(self.rows, key=lambda r: (r.last_activity_s, r.program_id))
-        table._rows = OrderedDict((r.program_id, r) for r in rows)  # core has no bulk-load API
-        table.num_evicted = self.counters.get("num_evicted", 0)
-        table.num_collected = self.counters.get("num_collected", 0)
+        """Put the rows into an empty ``table``, with its eviction and collection counters."""
+        table.load(self.rows, self.counters.get("num_evicted", 0), self.counters.get("num_collected", 0))
 
 
 def _key_part(program_id: str) -> bytes:
@@ -105,21 +99,14 @@ class TableCheckpoint:
             raise ValueError(f"max_keys must be >= 1, got {max_keys!r}")
         self.store = store
         self.max_keys = max_keys
-        self.generation = secrets.token_hex(8)
+        self.generation = secrets.token_hex(8)  # a fresh namespace for this table's keys
         self.dirty: dict[str, None] = {}  # insertion-ordered set: oldest change first
-        self.num_writes = 0
         self.keys_written = 0
         self.keys_deleted = 0
 
     @property
     def prefix(self) -> bytes:
         return ROWS_PREFIX + self.generation.encode() + b"/"
-
-    def mark(self, program_id: str) -> None:
-        self.dirty[program_id] = None
-
-    def mark_all(self, program_ids: Iterable[str]) -> None:
-        self.dirty.update(dict.fromkeys(program_ids))
 
     # -- write --------------------------------------------------------------
     def write(self, entry_of: Callable[[str], Entry | None], counters: dict[str, int],
@@ -146,7 +133,6 @@ class TableCheckpoint:
                 self.store.put(key, data)
                 self.keys_written += 1
                 written += len(data)
-        self.num_writes += 1
         return written
 
     # -- restore ------------------------------------------------------------
