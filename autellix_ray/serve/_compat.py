@@ -28,18 +28,15 @@ from collections.abc import Callable
 from typing import Any
 
 import ray
-from packaging.version import InvalidVersion, Version
+
+from autellix_ray._versions import is_release
 
 RAY_VERSION = "2.60.0"
 
 
 def check_ray_version(version: str) -> None:
     """Raise ImportError unless ``version`` is the pinned Ray release."""
-    try:
-        base = Version(version).base_version
-    except InvalidVersion:
-        base = None
-    if base != RAY_VERSION:
+    if not is_release(version, RAY_VERSION):
         raise ImportError(
             f"autellix_ray.serve needs ray=={RAY_VERSION} (pip install 'ray[serve]=={RAY_VERSION}'), "
             f"found {version!r}: it relies on private Ray Serve LLM internals that change between "

