@@ -225,13 +225,9 @@ class CostModel:
             decode_context_tokens=sum(decode_context_lens),
         )
 
-    def step_time_s(
-        self,
-        prefill_lens: Sequence[int] = (),
-        decode_context_lens: Sequence[int] = (),
-        prefill_context_lens: Sequence[int] | None = None,
-    ) -> float:
-        return self.step_cost(prefill_lens, decode_context_lens, prefill_context_lens).total_s
+    def step_time_s(self, *batch: Sequence[int] | None, **named_batch: Sequence[int] | None) -> float:
+        """The step's duration: ``step_cost(...).total_s``, same arguments."""
+        return self.step_cost(*batch, **named_batch).total_s
 
 
 @dataclass(frozen=True)

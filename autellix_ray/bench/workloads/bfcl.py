@@ -38,23 +38,20 @@ is missing; ``"dataset"`` raises instead; ``"synthetic"`` forces it.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from autellix_ray.bench.workloads.generators import Dataset, seeded_streams
 from autellix_ray.bench.workloads.model import (
     ProgramSpec,
     Workload,
     assign_arrivals,
     check_num_programs,
     lognormal_ints,
-    make_rngs,
-    poisson_arrival_times,
 )
 from autellix_ray.bench.workloads.synthetic import chain_program, system_tokens_for_prompt_mean
 from autellix_ray.bench.workloads.tokens import PromptBuilder, estimate_tokens
@@ -62,7 +59,6 @@ from autellix_ray.bench.workloads.tokens import PromptBuilder, estimate_tokens
 NAME = "bfcl"
 CATEGORIES = ("base", "miss_func", "miss_param", "long_context")
 DOC_FORMATS = ("signature", "json")
-SOURCES = ("auto", "dataset", "synthetic")
 CLASS_DOC_FILES = {  # bfcl_eval/constants/executable_backend_config.py
     "GorillaFileSystem": "gorilla_file_system.json",
     "MathAPI": "math_api.json",
@@ -84,6 +80,19 @@ PAPER_SYNTHETIC = {"calls_mean": 10.75, "calls_max": 70, "prompt_mean": 735.06, 
 
 
 @dataclass(frozen=True)
+class BfclParams:
+    """The synthetic part of a program (see module header): lengths in tokens, times in s."""
+
+    thought_tokens_mean: float = 18.0  # the thought before each ground-truth call
+    observation_tokens_mean: float = 24.0  # a tool's observation after it
+    final_tokens_mean: float = 30.0  # a turn's final answer
+    long_context_observation_scale: float = 8.0  # observations x this in the long_context category
+    sigma: float = 0.6  # log-sigma of every length
+    tool_time_mean_s: float = 0.0  # exponential, before a call that follows an observation
+    user_think_time_mean_s: float = 0.0  # exponential, before the first call of every turn but the first
+
+
+@dataclass(frozen=True)
 class BfclEntry:
     entry_id: str
     category: str
@@ -93,16 +102,15 @@ class BfclEntry:
     held_out: tuple[tuple[int, tuple[tuple[str, str], ...]], ...]  # (turn, docs added then)
 
 
+DATASET = Dataset(
+    package="bfcl-eval", install="pip install --no-deps bfcl-eval", module="bfcl_eval", path="data",
+    contains="multi_turn_func_doc", env="AUTELLIX_BFCL_DATA", label="BFCL",
+)
+
+
 def data_dir() -> Path | None:
     """``bfcl_eval/data`` of the installed package (or $AUTELLIX_BFCL_DATA), else None."""
-    env = os.environ.get("AUTELLIX_BFCL_DATA")
-    if env:
-        return Path(env)
-    spec = importlib.util.find_spec("bfcl_eval")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / "data"
-    return path if (path / "multi_turn_func_doc").is_dir() else None
+    return DATASET.find()
 
 
 def _jsonl(path: Path) -> list[dict]:
@@ -180,24 +188,14 @@ def _category_file(directory: Path, sub: str, category: str) -> Path:
 
 
 def entry_program(
-    entry: BfclEntry,
-    program_id: str,
-    rng: np.random.Generator,
-    *,
-    thought_tokens_mean: float = 18.0,
-    observation_tokens_mean: float = 24.0,
-    final_tokens_mean: float = 30.0,
-    long_context_observation_scale: float = 8.0,
-    sigma: float = 0.6,
-    tool_time_mean_s: float = 0.0,
-    user_think_time_mean_s: float = 0.0,
+    entry: BfclEntry, program_id: str, rng: np.random.Generator, p: BfclParams = BfclParams()
 ) -> ProgramSpec:
     """One ReAct program from one BFCL entry (see module header)."""
     system_text = REACT_INSTRUCTIONS + "\n".join(doc for _, doc in entry.docs)
     system_tokens = estimate_tokens(system_text)
     shared_key = "bfcl-system:" + hashlib.sha1(system_text.encode()).hexdigest()[:16]
     held_out = dict(entry.held_out)
-    obs_mean = observation_tokens_mean * (long_context_observation_scale if entry.category == "long_context" else 1)
+    obs_mean = p.observation_tokens_mean * (p.long_context_observation_scale if entry.category == "long_context" else 1)
     builder = PromptBuilder()
     context: list = [("system", system_tokens)]
     calls = []
@@ -211,14 +209,14 @@ def entry_program(
             context.append((("added", t), estimate_tokens(text)))
         for m, text in enumerate(messages):
             context.append((("user", t, m), estimate_tokens(text)))
-        think = draw_time(user_think_time_mean_s) if t > 0 else 0.0
+        think = draw_time(p.user_think_time_mean_s) if t > 0 else 0.0
         for s, call_text in enumerate(truth):
-            out = (("step", t, s), lognormal_ints(rng, thought_tokens_mean, sigma) + estimate_tokens(call_text))
+            out = (("step", t, s), lognormal_ints(rng, p.thought_tokens_mean, p.sigma) + estimate_tokens(call_text))
             calls.append(builder.call(context, out, thread_id="main", think_time_s=think,
                                       shared_prefix_key=shared_key, shared_prefix_tokens=system_tokens))
-            context += [out, (("obs", t, s), lognormal_ints(rng, obs_mean, sigma))]
-            think = draw_time(tool_time_mean_s)
-        out = (("final", t), lognormal_ints(rng, final_tokens_mean, sigma))
+            context += [out, (("obs", t, s), lognormal_ints(rng, obs_mean, p.sigma))]
+            think = draw_time(p.tool_time_mean_s)
+        out = (("final", t), lognormal_ints(rng, p.final_tokens_mean, p.sigma))
         calls.append(builder.call(context, out, thread_id="main", think_time_s=think,
                                   shared_prefix_key=shared_key, shared_prefix_tokens=system_tokens))
         context.append(out)
@@ -234,27 +232,21 @@ def make_bfcl_workload(
     directory: str | os.PathLike | None = None,
     doc_format: str = "signature",
     categories: tuple[str, ...] = CATEGORIES,
-    **program_options: float,
+    **options: float,  # fields of BfclParams (used with the dataset)
 ) -> Workload:
     check_num_programs(num_programs)
-    if source not in SOURCES:
-        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+    params = BfclParams(**options)
+    folder = DATASET.locate(source, directory)
     unknown = set(categories) - set(CATEGORIES)
     if unknown or not categories:
         raise ValueError(f"categories must be a non-empty subset of {CATEGORIES}, got {categories!r}")
-    arrival_rng, content_rng = make_rngs(seed, 2)
-    arrivals = poisson_arrival_times(num_programs, rate, arrival_rng)
-    folder = Path(directory) if directory is not None else (data_dir() if source != "synthetic" else None)
+    arrivals, content_rng = seeded_streams(num_programs, rate, seed)
     if folder is None:
-        if source == "dataset":
-            raise ValueError("source='dataset' but bfcl-eval is not installed (pip install --no-deps bfcl-eval)")
-        if source == "auto":
-            warnings.warn("bfcl-eval is not installed: using the SYNTHETIC BFCL generator", stacklevel=2)
         return _synthetic(num_programs, rate, seed, content_rng, arrivals)
     entries = [e for e in load_entries(folder, doc_format) if e.category in categories]
     picks = content_rng.choice(len(entries), size=num_programs, replace=num_programs > len(entries))
     programs = [
-        entry_program(entries[int(k)], f"{NAME}-{i}", content_rng, **program_options) for i, k in enumerate(picks)
+        entry_program(entries[int(k)], f"{NAME}-{i}", content_rng, params) for i, k in enumerate(picks)
     ]
     description = (
         f"BFCL v3 multi-turn ({', '.join(categories)}; {len(entries)} entries) from bfcl-eval data, "

