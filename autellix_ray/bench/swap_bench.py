@@ -37,20 +37,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
-import itertools
 import json
 import os
 import platform
 import random
 import statistics
 import sys
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from autellix_ray.vllm.runner import CallResult, EngineRunner
 
 os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
 
@@ -59,24 +58,7 @@ FAST_QUEUES = {"boundaries_s": (0.0, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)}
 VOCAB_LO, VOCAB_HI = 10, 490  # token ids used in prompts (the tiny model has 512)
 
 
-# -- an engine on its own event-loop thread ---------------------------------------
-
-
-@dataclass
-class CallRecord:
-    request_id: str
-    program: str | None
-    prompt_len: int
-    token_ids: list[int]
-    finish_reason: str | None
-    submitted_s: float
-    finished_s: float
-    report: dict[str, Any] = field(default_factory=dict)  # kv_transfer_params["autellix"]
-    swap: dict[str, Any] = field(default_factory=dict)  # kv_transfer_params["autellix_swap"]
-
-    @property
-    def latency_s(self) -> float:
-        return self.finished_s - self.submitted_s
+# -- the engines -------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -97,28 +79,26 @@ class EngineConfig:
 
     def engine_kwargs(self, model_path: str) -> dict[str, Any]:
         from autellix_ray.vllm import autellix_engine_kwargs
+        from autellix_ray.vllm.runner import engine_args
         from autellix_ray.vllm.swap_connector import swap_kv_transfer_config
 
         kwargs = autellix_engine_kwargs(self.policy, **self.settings)
         if self.scheduler_cls:
             kwargs["scheduler_cls"] = self.scheduler_cls
-        kwargs.update(
-            model=model_path,
-            dtype="float32",
-            enforce_eager=True,
-            max_model_len=self.max_model_len,
-            max_num_seqs=self.max_num_seqs,
-            kv_cache_memory_bytes=self.kv_bytes,
-            enable_prefix_caching=self.prefix_caching,
-            disable_log_stats=True,
-        )
         if self.block_size:
             kwargs["block_size"] = self.block_size
         if self.max_num_batched_tokens:
             kwargs["max_num_batched_tokens"] = self.max_num_batched_tokens
         if self.swap:
             kwargs["kv_transfer_config"] = swap_kv_transfer_config(self.pool_bytes, self.min_swap_tokens)
-        return kwargs
+        return engine_args(
+            model_path,
+            kv_bytes=self.kv_bytes,
+            max_num_seqs=self.max_num_seqs,
+            max_model_len=self.max_model_len,
+            enable_prefix_caching=self.prefix_caching,
+            **kwargs,
+        )
 
     def describe(self) -> dict[str, Any]:
         """The engine arguments this config passes to vLLM (without the model path)."""
@@ -129,118 +109,20 @@ class EngineConfig:
         return json.loads(json.dumps(kwargs, default=str))
 
 
-class SwapEngine:
-    """A real AsyncLLM (vLLM CPU build) driven from a private event-loop thread."""
+def start_engine(model_path: str, config: EngineConfig) -> EngineRunner:
+    """A real AsyncLLM (vLLM CPU build) of ``config``, driven from a private event-loop thread."""
+    from autellix_ray.vllm.runner import EngineRunner
 
-    def __init__(self, model_path: str, config: EngineConfig) -> None:
-        from vllm.engine.arg_utils import AsyncEngineArgs
-
-        self.config = config
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self._thread.start()
-        args = AsyncEngineArgs(**config.engine_kwargs(model_path))
-        # The engine's processes inherit the environment at spawn. One OpenMP thread: on
-        # this shared 2-core box, 2-thread OpenMP barriers stall whenever another process
-        # runs (steps 20-40x slower and erratic); the setting is restored right after.
-        saved = os.environ.get("OMP_NUM_THREADS")
-        if config.omp_threads:
-            os.environ["OMP_NUM_THREADS"] = str(config.omp_threads)
-        before = _child_pids()
-        try:
-            self.engine = self.run(self._start(args))
-        finally:
-            if saved is None:
-                os.environ.pop("OMP_NUM_THREADS", None)
-            else:
-                os.environ["OMP_NUM_THREADS"] = saved
-        self.pids = _child_pids() - before  # this engine's processes (EngineCore, worker)
-        self._ids = itertools.count()
-
-    def cpu_s(self) -> float:
-        """CPU seconds (user + system) used so far by this engine's processes."""
-        import psutil
-
-        total = 0.0
-        for pid in self.pids:
-            try:
-                times = psutil.Process(pid).cpu_times()
-            except psutil.NoSuchProcess:
-                continue
-            total += times.user + times.system
-        return total
-
-    def worker_swap_stats(self) -> dict[str, Any]:
-        """The worker's cumulative swap counters (a one-token probe call reports them)."""
-        record = self.run(self.call([VOCAB_LO] * 4, 1, request_id=f"probe{next(self._ids)}"))
-        return (record.swap.get("pool") or {}).get("worker") or {}
-
-    @staticmethod
-    async def _start(args):
-        from vllm.v1.engine.async_llm import AsyncLLM
-
-        return AsyncLLM.from_engine_args(args)
-
-    def run(self, coro, timeout: float = 900):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    async def call(
-        self,
-        prompt_ids: list[int],
-        max_tokens: int,
-        *,
-        program: str | None = None,
-        request_id: str | None = None,
-        delay_s: float = 0.0,
-        state: dict | None = None,
-        on_output: Callable[[str], None] | None = None,
-    ) -> CallRecord:
-        """One call; ``state`` goes into ``extra_args`` (program state, as the cluster table sends
-        it), ``on_output(request_id)`` runs on every output."""
-        from vllm import SamplingParams
-
-        if delay_s:
-            await asyncio.sleep(delay_s)
-        params = SamplingParams(max_tokens=max_tokens, ignore_eos=True, temperature=0.0, extra_args=state)
-        rid = request_id or f"c{next(self._ids)}"
-        start = time.monotonic()
-        last = None
-        async for out in self.engine.generate(
-            {"prompt_token_ids": prompt_ids}, params, rid, session_id=program
-        ):
-            last = out
-            if on_output is not None:
-                on_output(rid)
-        kv = (last.kv_transfer_params or {}) if last is not None else {}
-        return CallRecord(
-            request_id=rid,
-            program=program,
-            prompt_len=len(prompt_ids),
-            token_ids=list(last.outputs[0].token_ids) if last is not None else [],
-            finish_reason=last.outputs[0].finish_reason if last is not None else None,
-            submitted_s=start,
-            finished_s=time.monotonic(),
-            report=kv.get("autellix") or {},
-            swap=kv.get("autellix_swap") or {},
-        )
-
-    async def abort(self, request_id: str) -> None:
-        await self.engine.abort(request_id)
-
-    def shutdown(self) -> None:
-        if self.engine is None:
-            return
-        self.engine.shutdown()
-        self.engine = None
-        gc.collect()
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=10)
+    return EngineRunner(config.engine_kwargs(model_path), omp_threads=config.omp_threads)
 
 
-def _child_pids() -> set[int]:
-    import psutil
+SwapEngine = start_engine  # the name the swap connector's tests import
 
-    return {p.pid for p in psutil.Process().children(recursive=True)}
+
+def worker_swap_stats(engine: EngineRunner) -> dict[str, Any]:
+    """The worker's cumulative swap counters (a one-token probe call reports them)."""
+    record = engine.run(engine.call([VOCAB_LO] * 4, 1))
+    return (record.swap.get("pool") or {}).get("worker") or {}
 
 
 # -- the trace ----------------------------------------------------------------------
@@ -282,14 +164,14 @@ class ProgramRecord:
     program_id: str
     arrival_s: float
     finish_s: float
-    calls: list[CallRecord]
+    calls: list[CallResult]
 
     @property
     def latency_s(self) -> float:
         return self.finish_s - self.arrival_s
 
 
-async def run_program(engine: SwapEngine, program: ProgramTrace, t0: float, tag: str) -> ProgramRecord:
+async def run_program(engine: EngineRunner, program: ProgramTrace, t0: float, tag: str) -> ProgramRecord:
     await asyncio.sleep(max(0.0, t0 + program.arrival_s - time.monotonic()))
     arrival = time.monotonic()
     context = list(program.first_prompt)
@@ -309,7 +191,7 @@ async def run_program(engine: SwapEngine, program: ProgramTrace, t0: float, tag:
 
 
 async def run_trace(
-    engine: SwapEngine, programs: list[ProgramTrace], tag: str, *, alone: bool = False
+    engine: EngineRunner, programs: list[ProgramTrace], tag: str, *, alone: bool = False
 ) -> list[ProgramRecord]:
     if alone:  # one program at a time, arrivals ignored: the unpreempted reference
         return [await run_program(engine, _at_zero(program), time.monotonic(), tag) for program in programs]
@@ -493,10 +375,10 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     all_runs: dict[str, list[dict[str, Any]]] = {name: [] for name in VARIANTS}
     same = {name: (0, 0) for name in VARIANTS}
     resumed_ctx: list[int] = []
-    engines: dict[str, SwapEngine] = {}
+    engines: dict[str, EngineRunner] = {}
     try:
         for name, config in configs.items():
-            engines[name] = SwapEngine(model_path, config)
+            engines[name] = start_engine(model_path, config)
             engines[name].run(run_trace(engines[name], programs[:2], f"warm-{name}"))  # not measured
         # the unpreempted reference: every program alone, every output compared with it
         rec = engines["recompute"]
@@ -504,7 +386,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         for rep in range(args.repeats):
             for name in run_order(rep, args.seed):
                 engine = engines[name]
-                swap0 = engine.worker_swap_stats() if name == "swap" else {}
+                swap0 = worker_swap_stats(engine) if name == "swap" else {}
                 cpu0, start = engine.cpu_s(), time.monotonic()
                 records = engine.run(run_trace(engine, programs, f"{name}{rep}"))
                 summary = summarize_run(records, time.monotonic() - start)
@@ -512,7 +394,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
                 summary["load_average_1m"] = round(os.getloadavg()[0], 2)  # other work on the machine
                 summary["repeat"], summary["position"] = rep, run_order(rep, args.seed).index(name)
                 if name == "swap":
-                    swap1 = engine.worker_swap_stats()
+                    swap1 = worker_swap_stats(engine)
                     for key in ("swap_out_s", "swap_in_s", "swap_out_bytes", "swap_in_bytes"):
                         summary[f"run_{key}"] = round(swap1.get(key, 0) - swap0.get(key, 0), 4)
                     if rep == 0:  # contexts resumed in the first swap run, for the GPU estimate
