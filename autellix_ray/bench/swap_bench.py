@@ -63,19 +63,21 @@ VOCAB_LO, VOCAB_HI = 10, 490  # token ids used in prompts (the tiny model has 51
 
 @dataclass(frozen=True)
 class EngineConfig:
-    swap: bool = True
-    pool_bytes: int = 256 << 20
-    min_swap_tokens: int = 16
-    policy: str = "plas"
-    prefix_caching: bool = False
-    kv_bytes: int = 8 << 20
+    """One benchmark engine: the tiny model under the Autellix scheduler, with or without swap."""
+
+    swap: bool = True  # load the swap connector (False: vLLM's recompute preemption)
+    pool_bytes: int = 256 << 20  # the swap connector's host pool bound
+    min_swap_tokens: int = 16  # shorter victims are recomputed, not swapped
+    policy: str = "plas"  # the Autellix policy
+    prefix_caching: bool = False  # vLLM's enable_prefix_caching
+    kv_bytes: int = 8 << 20  # the engine's KV cache (kv_cache_memory_bytes)
     block_size: int | None = None  # None: the CPU default (128)
-    max_num_seqs: int = 8
-    max_model_len: int = 1024
-    max_num_batched_tokens: int | None = None
+    max_num_seqs: int = 8  # calls running at once
+    max_model_len: int = 1024  # longest prompt + output
+    max_num_batched_tokens: int | None = None  # a step's token budget (None: vLLM's default)
     scheduler_cls: str | None = None  # None: autellix_engine_kwargs's (AutellixScheduler)
     omp_threads: int | None = 1  # engine processes' OMP_NUM_THREADS (None: vLLM's choice)
-    settings: dict[str, Any] = field(default_factory=lambda: dict(FAST_QUEUES))
+    settings: dict[str, Any] = field(default_factory=lambda: dict(FAST_QUEUES))  # plugin settings
 
     def engine_kwargs(self, model_path: str) -> dict[str, Any]:
         from autellix_ray.vllm import autellix_engine_kwargs
@@ -131,10 +133,10 @@ def worker_swap_stats(engine: EngineRunner) -> dict[str, Any]:
 @dataclass(frozen=True)
 class ProgramTrace:
     program_id: str
-    arrival_s: float
-    first_prompt: tuple[int, ...]
+    arrival_s: float  # after the trace's start
+    first_prompt: tuple[int, ...]  # token ids of call 1's prompt
     tool_outputs: tuple[tuple[int, ...], ...]  # appended before calls 2..n
-    decode_tokens: tuple[int, ...]
+    decode_tokens: tuple[int, ...]  # max_tokens of each call (ignore_eos: exactly that many)
 
 
 def make_trace(
@@ -162,9 +164,9 @@ def make_trace(
 @dataclass
 class ProgramRecord:
     program_id: str
-    arrival_s: float
-    finish_s: float
-    calls: list[CallResult]
+    arrival_s: float  # time.monotonic() when its first call was sent
+    finish_s: float  # ... when its last call finished
+    calls: list[CallResult]  # in order
 
     @property
     def latency_s(self) -> float:

@@ -38,7 +38,9 @@ def _first_error(item: Any) -> None:
 
 @dataclass
 class HandleProgram(Program):
-    handle: Any = None
+    """A program over the engine deployment's handle; ``start`` registers it with the table."""
+
+    handle: Any = None  # the engine deployment's DeploymentHandle (``engine_handle``)
 
     @classmethod
     async def start(

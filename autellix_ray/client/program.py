@@ -38,9 +38,11 @@ async def _programs_api(base_url: str, api_key: str, method: str, path: str, bod
 
 @dataclass
 class Thread:
-    program: Program
-    thread_id: str
-    parents: tuple[str, ...] = ()
+    """A label for a sequential chain of a program's calls; make one with ``Program.thread``."""
+
+    program: Program  # the program whose calls it makes
+    thread_id: str  # sent as vllm_xargs["thread_id"]
+    parents: tuple[str, ...] = ()  # threads this one waits on, sent as vllm_xargs["parent_thread_ids"]
 
     async def chat(self, messages: list[dict], **kwargs: Any) -> Any:
         return await self.program._chat(self, messages, **kwargs)
@@ -57,9 +59,9 @@ class Thread:
 class Program:
     """Base: a program id and thread bookkeeping; transports implement the calls."""
 
-    program_id: str
-    model: str = "tiny"
-    threads: dict[str, Thread] = field(default_factory=dict)
+    program_id: str  # sent as every call's session_id
+    model: str = "tiny"  # the served model's id
+    threads: dict[str, Thread] = field(default_factory=dict)  # by thread id, as made by ``thread``
 
     def thread(self, thread_id: str, parents: Sequence[str] = ()) -> Thread:
         unknown = [p for p in parents if p not in self.threads]
@@ -84,9 +86,11 @@ class Program:
 
 @dataclass
 class HTTPProgram(Program):
-    base_url: str = "http://127.0.0.1:8000"
-    api_key: str = "none"
-    client: AsyncOpenAI | None = None
+    """A program over the HTTP API; ``start`` registers it, ``end`` (or leaving ``async with``) ends it."""
+
+    base_url: str = "http://127.0.0.1:8000"  # the app's address (no /v1)
+    api_key: str = "none"  # sent as Bearer token; the program belongs to this key
+    client: AsyncOpenAI | None = None  # the calls' client (``start`` makes one)
 
     @classmethod
     async def start(

@@ -41,13 +41,23 @@ _SERVICE_KEYS = {"service_unit": "unit", "decode_token_s": "decode_token_s", "pr
 
 @dataclass(frozen=True)
 class PluginSettings:
+    """The plugin's settings, parsed once in the EngineCore process (see module header)."""
+
+    # scheduling policy name: fcfs | mlfq | plas | atlas | srpt
     policy: str = DEFAULT_POLICY
+    # QueueConfig overrides (boundaries_s, quanta_s, beta, ...); empty: the policy's defaults
     queue_params: dict[str, Any] = field(default_factory=dict)
+    # how a call's attained service is counted (wall time, or tokens priced in seconds)
     service: ServiceModel = field(default_factory=ServiceModel)
+    # running calls one step may preempt to admit better waiting ones (0: never proactively)
     max_preemptions_per_step: int = DEFAULT_MAX_PREEMPTIONS_PER_STEP
+    # a running call with more computed tokens is not preempted to admit another (None: no bound)
     preempt_max_victim_tokens: int | None = DEFAULT_PREEMPT_MAX_VICTIM_TOKENS
+    # steps a call runs after admission before it can be preempted (hysteresis)
     preempt_min_run_steps: int = DEFAULT_PREEMPT_MIN_RUN_STEPS
+    # the engine-local program table forgets a program idle this long (s)
     idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S
+    # ... and holds at most this many (a new program evicts the oldest idle one)
     max_programs: int = DEFAULT_MAX_PROGRAMS
 
     @classmethod
