@@ -38,6 +38,7 @@ class FakeClock:
     def __call__(self) -> float:
         return self.now
 
+
 EOS = 2
 _hash_ready = False
 
@@ -57,38 +58,33 @@ def make_scheduler(
     """A scheduler over a fake KV cache of ``num_blocks`` blocks (one layer, one KV head of 64,
     float32); policy None = stock vLLM; ``kv_transfer_config`` selects a KV connector."""
     kwargs = autellix_engine_kwargs(policy, **settings) if policy else {}
+    scheduler_config = SchedulerConfig(
+        max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens, max_model_len=max_model_len,
+        enable_chunked_prefill=True, is_encoder_decoder=False,
+    )
     vllm_config = VllmConfig(
-        scheduler_config=SchedulerConfig(
-            max_num_seqs=max_num_seqs,
-            max_num_batched_tokens=max_num_batched_tokens,
-            max_model_len=max_model_len,
-            enable_chunked_prefill=True,
-            is_encoder_decoder=False,
-        ),
+        scheduler_config=scheduler_config,
         model_config=ModelConfig(model=model_path, dtype="float32", seed=0, max_model_len=max_model_len),
         cache_config=CacheConfig(block_size=BLOCK_SIZE, enable_prefix_caching=enable_prefix_caching),
         additional_config=kwargs.get("additional_config", {}),
         kv_transfer_config=KVTransferConfig(**kv_transfer_config) if kv_transfer_config else None,
     )
-    kv_cache_config = KVCacheConfig(
-        num_blocks=num_blocks,
-        kv_cache_tensors=[],
-        kv_cache_groups=[
-            KVCacheGroupSpec(["layer"], FullAttentionSpec(block_size=BLOCK_SIZE, num_kv_heads=1, head_size=64, dtype=torch.float32))
-        ],
-    )
     vllm_config.cache_config.num_gpu_blocks = num_blocks
     cls = AutellixScheduler if policy else Scheduler
     scheduler = cls(
-        vllm_config=vllm_config,
-        kv_cache_config=kv_cache_config,
-        structured_output_manager=StructuredOutputManager(vllm_config),
-        block_size=BLOCK_SIZE,
-        log_stats=False,
+        vllm_config=vllm_config, kv_cache_config=_fake_kv_cache(num_blocks),
+        structured_output_manager=StructuredOutputManager(vllm_config), block_size=BLOCK_SIZE, log_stats=False,
     )
     if policy:
         scheduler.clock = FakeClock()
     return scheduler
+
+
+def _fake_kv_cache(num_blocks: int) -> KVCacheConfig:
+    """``num_blocks`` blocks of one layer with one KV head of 64 (float32); no tensors behind them."""
+    spec = FullAttentionSpec(block_size=BLOCK_SIZE, num_kv_heads=1, head_size=64, dtype=torch.float32)
+    groups = [KVCacheGroupSpec(["layer"], spec)]
+    return KVCacheConfig(num_blocks=num_blocks, kv_cache_tensors=[], kv_cache_groups=groups)
 
 
 _ids = itertools.count()
