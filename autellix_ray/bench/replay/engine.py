@@ -20,12 +20,14 @@ forward pass replaced by the cost model:
 arrivals (the workload's Poisson times), call issues and engine step completions.
 Programs are closed loops: a call is issued ``think_time_s`` after its dependencies
 finish (its thread's previous call and its parent threads' latest calls;
-``ProgramSpec.dependencies()``). Each issued call is routed by a pure-core router
-(``make_router``) over the engines' loads (running + waiting calls, KV usage); the
-Autellix router's pins are kept in a cluster-wide table. With several engines, calls
-also carry their program's cluster-wide service, critical path and wait (from the
-reports finished calls return in ``kv_transfer_params["autellix"]``), as the serving
-layer does, so PLAS/ATLAS priorities follow a program across engines.
+``ProgramSpec.dependencies()``). With several engines, the cluster tier is the shipped
+one (``ClusterTier``): each issued call is routed by core's ``ProgramRouter`` (the router
+actor's pins around a ``make_router`` policy) over the engines' loads (running + waiting
+calls, KV usage), and, for Autellix policies, registered with core's ``ProgramService`` (the
+program-table actor's service) whose state it carries to its engine, as the serving layer
+does; finished calls' reports (``kv_transfer_params["autellix"]``) go back to the service at
+once (the Serve tier batches them every 50 ms). So PLAS/ATLAS priorities follow a program
+across engines by the table's rules, thread-DAG critical path included.
 
 SRPT oracle (clairvoyant, simulation only): every call carries ``remaining_s``, the
 work its program still has to do when the call is issued (every call not finished yet,
@@ -50,7 +52,7 @@ from autellix_ray.bench.cost_model import PCIE4_X16, CostModel
 from autellix_ray.bench.replay.config import BLOCK_SIZE, EngineConfig, PolicySpec, get_policy
 from autellix_ray.bench.replay.prompts import ProgramPrompts, SharedPrefixes
 from autellix_ray.bench.workloads.model import CallSpec, ProgramSpec, Workload
-from autellix_ray.core import EngineLoad, RouteRequest, ServiceModel, make_router
+from autellix_ray.core import EngineLoad, ProgramRouter, ProgramService, Router, ServiceModel, make_router
 from autellix_ray.tiny_model import default_tiny_model_path
 
 REPORT_KEY = "autellix"
@@ -299,6 +301,32 @@ class _Program:
         self.work_left = sum(work) if work is not None else 0.0
 
 
+class ClusterTier:
+    """The Serve tier's program table and router services on the replay's simulated clock.
+
+    ``share_state``: register calls with the program table and hand their program's state
+    to the engines (Autellix policies); otherwise only the router (and its pins) runs.
+    """
+
+    def __init__(self, policy: Router, clock: Callable[[], float], share_state: bool) -> None:
+        self.table = ProgramService(clock=clock) if share_state else None
+        self.router = ProgramRouter(policy, on_pin=self.table.set_pin if self.table else None)
+
+    def route(self, program_id: str, num_prompt_tokens: int, engines: list[EngineLoad]) -> str:
+        """The engine a call goes to (the first of the router's ranking)."""
+        return self.router.route(program_id, num_prompt_tokens, engines).ranked[0]
+
+    def begin(self, program_id: str, thread_id: str, parent_thread_ids: Sequence[str]) -> dict[str, float]:
+        """Register an arriving call; the program state its request carries (none without a table)."""
+        if self.table is None:
+            return {}
+        return dict(self.table.begin_calls([(program_id, thread_id, list(parent_thread_ids))])[0])
+
+    def finished(self, report: dict | None) -> None:
+        if self.table is not None and report is not None:
+            self.table.report_calls([report])
+
+
 def replay(
     workload: Workload,
     policy: str | PolicySpec,
@@ -329,10 +357,9 @@ def replay(
         SimEngine(f"e{i}", build_scheduler(model_path, policy, config), cost_model) for i in range(num_engines)
     ]
     by_id = {e.engine_id: e for e in engines}
-    route = make_router(router, **(router_params or {}))
-    pins: dict[str, str] = {}
-    share_state = policy.autellix_policy is not None and num_engines > 1
-    cluster: dict[str, list[float]] = {}  # program id -> [service, critical path, wait]
+    route = make_router(router, **(router_params or {}))  # bad names fail here, whatever num_engines
+    now = 0.0  # simulated time
+    cluster = ClusterTier(route, lambda: now, policy.autellix_policy is not None) if num_engines > 1 else None
 
     shared = SharedPrefixes(seed)
     service = _service_model(policy) if policy.clairvoyant else None
@@ -349,7 +376,6 @@ def replay(
     calls_of: dict[str, tuple[_Program, int]] = {}
     num_programs_left = len(programs)
     num_calls = 0
-    now = 0.0
 
     def issue(prog: _Program, i: int) -> None:
         nonlocal num_calls
@@ -359,21 +385,16 @@ def replay(
         extra: dict[str, Any] = {}
         if prog.work is not None:
             extra["remaining_s"] = prog.work_left
-        if share_state and pid in cluster:
-            service, critical, wait = cluster[pid]
-            extra.update(program_service_s=service, program_critical_path_s=critical, program_wait_s=wait)
+        if cluster is None:
+            engine = engines[0]
+        else:  # as in the Serve tier: the router picks the engine, then the table gives the state
+            engine = by_id[cluster.route(pid, len(prompt), [e.load() for e in engines])]
+            extra.update(cluster.begin(pid, call.thread_id, call.parent_thread_ids))
         rid = f"{pid}:{i}"
         request = make_request(
             prompt=prompt, max_tokens=call.decode_tokens, program=pid, thread=call.thread_id,
             parents=list(call.parent_thread_ids) or None, request_id=rid, extra=extra,
         )
-        if num_engines == 1:
-            engine = engines[0]
-        else:
-            decision = route.route(RouteRequest(pid, len(prompt), pins.get(pid)), [e.load() for e in engines])
-            if decision.pin is not None:
-                pins[pid] = decision.pin
-            engine = by_id[decision.ranked[0]]
         calls_of[rid] = (prog, i)
         engine.add(request, output, now)
         num_calls += 1
@@ -383,11 +404,8 @@ def replay(
         prog, i = calls_of.pop(rid)
         if prog.work is not None:
             prog.work_left -= prog.work[i]
-        if report is not None and share_state:
-            row = cluster.setdefault(prog.spec.program_id, [0.0, 0.0, 0.0])
-            row[0] += report["service_s"]
-            row[1] = max(row[1], report["critical_path_start_s"] + report["service_s"])
-            row[2] += report["wait_s"]
+        if cluster is not None:
+            cluster.finished(report)
         prog.num_done += 1
         for j in prog.dependents[i]:
             prog.deps_left[j] -= 1
