@@ -28,7 +28,7 @@ def program_fields(program_id: str, thread_id: str | None, parents: Sequence[str
     return body
 
 
-async def _programs_api(base_url: str, api_key: str, method: str, path: str, body: dict | None = None) -> dict:
+async def _programs_api(base_url: str, api_key: str, method: str, path: str, body: dict | None = None) -> Any:
     """One request to the program endpoints; raises ``httpx.HTTPStatusError`` on an error status."""
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
         r = await http.request(method, path, json=body, headers={"authorization": f"Bearer {api_key}"})

@@ -72,8 +72,8 @@ def make_scheduler(
     vllm_config.cache_config.num_gpu_blocks = num_blocks
     cls = AutellixScheduler if policy else Scheduler
     scheduler = cls(
-        vllm_config=vllm_config, kv_cache_config=_fake_kv_cache(num_blocks),
-        structured_output_manager=StructuredOutputManager(vllm_config), block_size=BLOCK_SIZE, log_stats=False,
+        vllm_config=vllm_config, kv_cache_config=_fake_kv_cache(num_blocks), block_size=BLOCK_SIZE,
+        structured_output_manager=StructuredOutputManager(vllm_config), log_stats=False,
     )
     if policy:
         scheduler.clock = FakeClock()

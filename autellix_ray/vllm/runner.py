@@ -29,7 +29,9 @@ from autellix_ray.vllm.scheduler import REPORT_KEY
 from autellix_ray.vllm.swap_connector import REPORT_KEY as SWAP_REPORT_KEY
 
 
-def engine_args(model_path: str, *, kv_bytes: int, max_num_seqs: int, max_model_len: int, **kwargs: Any) -> dict:
+def engine_args(
+    model_path: str, *, kv_bytes: int, max_num_seqs: int, max_model_len: int, **kwargs: Any
+) -> dict[str, Any]:
     """``AsyncEngineArgs`` of a small CPU engine (float32, eager, no stats log); ``kwargs`` add to them."""
     return dict(
         model=model_path,
@@ -135,7 +137,8 @@ class EngineRunner:
         rid = request_id or f"c{next(self._ids)}"
         start = time.monotonic()
         last, streamed = None, 0
-        async for out in self.engine.generate({"prompt_token_ids": prompt_ids}, params, rid, session_id=program):
+        prompt = {"prompt_token_ids": prompt_ids}
+        async for out in self.engine.generate(prompt, params, rid, session_id=program):
             last = out
             streamed += 1
             if on_output is not None:

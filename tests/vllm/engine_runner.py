@@ -21,9 +21,8 @@ class EngineRunner(runner.EngineRunner):
 
     def __init__(self, model_path: str, policy: str | None, *, max_num_seqs: int = 4, **settings) -> None:
         kwargs = autellix_engine_kwargs(policy, **settings) if policy else {}
-        super().__init__(
-            engine_args(model_path, kv_bytes=KV_BYTES, max_num_seqs=max_num_seqs, max_model_len=MAX_MODEL_LEN, **kwargs)
-        )
+        kwargs.update(kv_bytes=KV_BYTES, max_num_seqs=max_num_seqs, max_model_len=MAX_MODEL_LEN)
+        super().__init__(engine_args(model_path, **kwargs))
 
 
 class Running:

@@ -195,7 +195,8 @@ def entry_program(
     system_tokens = estimate_tokens(system_text)
     shared_key = "bfcl-system:" + hashlib.sha1(system_text.encode()).hexdigest()[:16]
     held_out = dict(entry.held_out)
-    obs_mean = p.observation_tokens_mean * (p.long_context_observation_scale if entry.category == "long_context" else 1)
+    obs_scale = p.long_context_observation_scale if entry.category == "long_context" else 1
+    obs_mean = p.observation_tokens_mean * obs_scale
     builder = PromptBuilder()
     context: list = [("system", system_tokens)]
     calls = []
@@ -211,7 +212,8 @@ def entry_program(
             context.append((("user", t, m), estimate_tokens(text)))
         think = draw_time(p.user_think_time_mean_s) if t > 0 else 0.0
         for s, call_text in enumerate(truth):
-            out = (("step", t, s), lognormal_ints(rng, p.thought_tokens_mean, p.sigma) + estimate_tokens(call_text))
+            thought = lognormal_ints(rng, p.thought_tokens_mean, p.sigma)
+            out = (("step", t, s), thought + estimate_tokens(call_text))
             calls.append(builder.call(context, out, thread_id="main", think_time_s=think,
                                       shared_prefix_key=shared_key, shared_prefix_tokens=system_tokens))
             context += [out, (("obs", t, s), lognormal_ints(rng, obs_mean, p.sigma))]

