@@ -41,29 +41,33 @@ class UnknownProgram(KeyError):
 
 @dataclass
 class ThreadRow:
-    thread_id: str
-    parent_thread_ids: tuple[str, ...] = ()
-    num_active_calls: int = 0
-    num_calls: int = 0
-    service_s: float = 0.0  # attained service of this thread's calls
-    wait_s: float = 0.0  # waiting time of this thread's calls
-    last_arrival_s: float = 0.0
-    critical_path_s: float = 0.0  # end value of its latest finished call
+    """One thread of a program (checkpointed, and shown by ``GET /v1/programs/{id}``)."""
+
+    thread_id: str  # the caller's label (or one the replica assigned to an unlabelled call)
+    parent_thread_ids: tuple[str, ...] = ()  # parents named by the thread's first call
+    num_active_calls: int = 0  # calls arrived and not finished
+    num_calls: int = 0  # calls arrived, ever
+    service_s: float = 0.0  # attained service of this thread's finished calls
+    wait_s: float = 0.0  # waiting time of this thread's finished calls
+    last_arrival_s: float = 0.0  # time its latest call arrived
+    critical_path_s: float = 0.0  # largest end value (critical-path start + service) of its finished calls
 
 
 @dataclass
 class ProgramRow:
-    program_id: str
-    started_s: float
+    """One program (checkpointed, and shown by ``GET /v1/programs/{id}``; times in the owner's clock)."""
+
+    program_id: str  # the program (agent session) id
+    started_s: float  # time of its explicit start or first call
     service_s: float = 0.0  # total attained service of finished calls (PLAS)
     critical_path_s: float = 0.0  # longest critical path seen so far (ATLAS scalar)
     wait_s: float = 0.0  # cumulative waiting time of finished calls
-    num_calls: int = 0
-    num_active_calls: int = 0
-    last_arrival_s: float = 0.0
-    last_completion_s: float | None = None
-    pinned_engines: list[str] = field(default_factory=list)
-    threads: OrderedDict[str, ThreadRow] = field(default_factory=OrderedDict)
+    num_calls: int = 0  # calls arrived, ever
+    num_active_calls: int = 0  # calls arrived and not finished (0: the row may be evicted)
+    last_arrival_s: float = 0.0  # time its latest call arrived
+    last_completion_s: float | None = None  # time its latest call finished (None: none yet)
+    pinned_engines: list[str] = field(default_factory=list)  # engines the router pinned it to (at most one)
+    threads: OrderedDict[str, ThreadRow] = field(default_factory=OrderedDict)  # thread id -> row, oldest first
     explicit: bool = False  # started by start_program rather than by a first call
 
     @property

@@ -94,17 +94,19 @@ def _swap_config(config: EngineConfig) -> dict[str, Any]:
 
 @dataclass
 class EngineStats:
-    num_steps: int = 0
-    busy_s: float = 0.0
+    """One engine's totals over a replay (``ReplayResult.engines``, written to the results)."""
+
+    num_steps: int = 0  # steps that ran a batch (stalled schedules excluded)
+    busy_s: float = 0.0  # simulated time spent in steps (swap time included)
     prefill_tokens: int = 0  # prompt tokens computed (recomputation after preemption included)
-    decode_tokens: int = 0
+    decode_tokens: int = 0  # output tokens decoded after the first (one per decode step and call)
     admitted_prompt_tokens: int = 0  # prompt tokens of calls at their first admission
     prefix_hit_tokens: int = 0  # of those, prefix-cache hits
-    num_preemptions: int = 0
+    num_preemptions: int = 0  # preemptions vLLM's scheduler reported
     swapped_blocks: int = 0  # out and in (swap policies)
     swap_s: float = 0.0  # PCIe time charged for them
-    max_running: int = 0
-    batch_tokens_sum: int = 0
+    max_running: int = 0  # most calls running in one step
+    batch_tokens_sum: int = 0  # tokens scheduled, summed over steps (for the mean batch)
 
     def as_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -251,12 +253,14 @@ def call_work_s(call: CallSpec, service: ServiceModel) -> float:
 
 @dataclass
 class ProgramRecord:
-    program_id: str
-    kind: str
-    arrival_s: float
-    finish_s: float
-    num_calls: int
-    decode_tokens: int
+    """One program's outcome (``ReplayResult.programs``; the metrics are computed from these)."""
+
+    program_id: str  # the workload's program id
+    kind: str  # its workload (a mixed workload's part), for per-kind metrics
+    arrival_s: float  # simulated arrival time
+    finish_s: float  # simulated time its last call finished
+    num_calls: int  # LLM calls it made
+    decode_tokens: int  # output tokens over all its calls (the per-token latency's divisor)
 
     @property
     def latency_s(self) -> float:
@@ -269,17 +273,19 @@ class ProgramRecord:
 
 @dataclass
 class ReplayResult:
-    workload: str
-    policy: str
-    rate: float | None
-    num_engines: int
-    router: str
-    programs: list[ProgramRecord]
-    engines: list[dict[str, Any]]
-    sim_time_s: float
-    wall_time_s: float
-    num_calls: int
-    plugin_counters: list[dict[str, Any]] = field(default_factory=list)
+    """What ``replay()`` returns (``metrics.summarize`` and the results files read it)."""
+
+    workload: str  # the workload's name
+    policy: str  # the policy's name (``config.POLICIES``)
+    rate: float | None  # the workload's arrival rate, programs/s (inf: all at 0; None: unknown)
+    num_engines: int  # engines replayed
+    router: str  # the router's name ("-" with one engine)
+    programs: list[ProgramRecord]  # one per program, in workload order
+    engines: list[dict[str, Any]]  # ``EngineStats.as_dict()`` per engine
+    sim_time_s: float  # simulated time when the last program finished
+    wall_time_s: float  # wall-clock time the replay took
+    num_calls: int  # calls issued
+    plugin_counters: list[dict[str, Any]] = field(default_factory=list)  # the Autellix scheduler's counters per engine
 
 
 class _Program:
