@@ -13,14 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from autellix_ray.core.routing.base import (
-    EngineLoad,
-    LeastUsedRanking,
-    RouteDecision,
-    RouteRequest,
-    Router,
-    require_engines,
-)
+from autellix_ray.core.routing.base import EngineLoad, RouteDecision, RouteRequest, Router
+from autellix_ray.core.routing.least_used import LeastUsedRouter
 
 DEFAULT_SHORT_PROMPT_TOKENS = 2048
 
@@ -32,7 +26,7 @@ class LocalityRouter(Router):
         if not isinstance(short_prompt_tokens, int) or short_prompt_tokens < 0:
             raise ValueError(f"short_prompt_tokens must be an integer >= 0, got {short_prompt_tokens!r}")
         self.short_prompt_tokens = short_prompt_tokens
-        self._ranking = LeastUsedRanking()
+        self._least_used = LeastUsedRouter()
 
     def follows_pin(self, request: RouteRequest) -> bool:
         """Whether the call goes to its program's pinned engine (else: least used, no pin).
@@ -42,8 +36,7 @@ class LocalityRouter(Router):
         return request.program_id is not None and request.num_prompt_tokens > self.short_prompt_tokens
 
     def route(self, request: RouteRequest, engines: Sequence[EngineLoad]) -> RouteDecision:
-        require_engines(engines)
-        ranked = self._ranking.rank(engines)
+        ranked = self._least_used.route(request, engines).ranked  # raises ValueError without engines
         if not self.follows_pin(request):
             return RouteDecision(ranked, reason="short")
         pinned = request.pinned_engine_id
