@@ -123,7 +123,8 @@ def _commit() -> str:
         return subprocess.run(["git", *a], check=False, capture_output=True, text=True).stdout.strip()
 
     dirty = git("status", "--porcelain", "--", "autellix_ray/serve/program_table.py",
-                "autellix_ray/serve/checkpoint.py", "autellix_ray/core/program_table.py", __file__)
+                "autellix_ray/core/program_service.py", "autellix_ray/core/checkpoint.py",
+                "autellix_ray/core/program_table.py", __file__)
     return git("rev-parse", "--short", "HEAD") + ("+uncommitted" if dirty else "")
 
 
@@ -244,7 +245,7 @@ def checkpoint_cost(rows_list: list[int], calls_per_program: int, changed: int =
 def _clear_checkpoint() -> None:
     from ray.experimental.internal_kv import _internal_kv_del
 
-    from autellix_ray.serve.checkpoint import LEGACY_KEY, MANIFEST_KEY, ROWS_PREFIX
+    from autellix_ray.core.checkpoint import LEGACY_KEY, MANIFEST_KEY, ROWS_PREFIX
     from autellix_ray.serve.program_table import NAMESPACE
 
     for key in (MANIFEST_KEY, LEGACY_KEY):
