@@ -39,10 +39,10 @@ from ray.serve.llm.ingress import OpenAiIngress
 from ray.serve.llm.openai_api_models import ChatCompletionRequest, CompletionRequest
 
 from autellix_ray.core import UnknownProgram
+from autellix_ray.core.ids import MAX_ID_CHARS, MAX_PARENTS, split_parent_ids
 from autellix_ray.serve._compat import DEFAULT_ENDPOINTS, OpenAIHTTPException
 from autellix_ray.serve.guard import error_body
 from autellix_ray.serve.metrics import count_ingress
-from autellix_ray.core.ids import MAX_ID_CHARS, MAX_PARENTS, split_parent_ids
 from autellix_ray.serve.program_table import NAMESPACE, PROGRAM_TABLE_NAME
 
 TABLE_TIMEOUT_S = 5.0
