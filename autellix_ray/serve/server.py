@@ -174,12 +174,14 @@ class AutellixLLMServer(LLMServer):
         await super().__del__()
 
     async def record_routing_stats(self) -> dict[str, Any]:
+        """What the request router sees of this replica (``replica.routing_stats``)."""
         stats = await super().record_routing_stats()
+        hits = self._cached_tokens / self._prompt_tokens if self._prompt_tokens else 0.0
         return {
             **(stats or {}),
-            "num_calls": self._in_flight,  # running + waiting in this engine
-            "kv_usage": self._kv_usage,  # as of the last finished call
-            "prefix_cache_hit_rate": self._cached_tokens / self._prompt_tokens if self._prompt_tokens else 0.0,
-            "finished": dict(self._finished),
+            "num_calls": self._in_flight,  # calls in this engine now, running + waiting
+            "kv_usage": self._kv_usage,  # KV cache fraction in use, as of the last finished call
+            "prefix_cache_hit_rate": hits,  # prompt tokens found in the prefix cache / prompt tokens
+            "finished": dict(self._finished),  # totals over finished calls: calls, preemptions, promotions
         }
 
