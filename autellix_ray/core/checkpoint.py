@@ -81,7 +81,7 @@ class Restored:
 
     rows: list[ProgramRow] = field(default_factory=list)  # program rows, any order
     owners: dict[str, str | None] = field(default_factory=dict)  # program id -> owner (None: anyone)
-    pending_pins: dict[str, str] = field(default_factory=dict)  # program id -> engine, for programs with no row yet
+    pending_pins: dict[str, str] = field(default_factory=dict)  # program id -> engine (programs with no row)
     counters: dict[str, int] = field(default_factory=dict)  # num_reports, num_evicted, num_collected
 
     def load_into(self, table: ProgramTable) -> None:

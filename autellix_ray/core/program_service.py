@@ -208,7 +208,8 @@ class ProgramService:
             raise PermissionError(f"program {program_id!r} belongs to another caller")
 
     # -- calls ----------------------------------------------------------------
-    def begin_call(self, program_id: str, thread_id: str, parent_thread_ids: Iterable[str] = ()) -> ProgramState:
+    def begin_call(self, program_id: str, thread_id: str,
+                   parent_thread_ids: Iterable[str] = ()) -> ProgramState:
         """Register a call's arrival; return the program state its engine should use."""
         return self.begin_calls([(program_id, thread_id, list(parent_thread_ids))])[0]
 
@@ -238,9 +239,11 @@ class ProgramService:
                 if pin is not None:
                     row.pinned_engines = [pin]
             dirty[program_id] = None
+            if critical_path_start is None:
+                critical_path_start = row.critical_path_s
             states.append({
                 "program_service_s": row.service_s,
-                "program_critical_path_s": row.critical_path_s if critical_path_start is None else critical_path_start,
+                "program_critical_path_s": critical_path_start,
                 "program_wait_s": row.wait_s,
             })
         self._changed(now)

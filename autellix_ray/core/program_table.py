@@ -67,7 +67,7 @@ class ProgramRow:
     last_arrival_s: float = 0.0  # time its latest call arrived
     last_completion_s: float | None = None  # time its latest call finished (None: none yet)
     pinned_engines: list[str] = field(default_factory=list)  # engines the router pinned it to (at most one)
-    threads: OrderedDict[str, ThreadRow] = field(default_factory=OrderedDict)  # thread id -> row, oldest first
+    threads: OrderedDict[str, ThreadRow] = field(default_factory=OrderedDict)  # thread id -> row, oldest 1st
     explicit: bool = False  # started by start_program rather than by a first call
 
     @property

@@ -32,13 +32,15 @@ class Both:
         self.clock = Clock()
         self.table = ProgramTableService(clock=self.clock)
         self.router = RouterService(short_prompt_tokens=SHORT, table=Remote(self.table))
-        self.tier = ClusterTier(make_router("autellix", short_prompt_tokens=SHORT), self.clock, share_state=True)
+        policy = make_router("autellix", short_prompt_tokens=SHORT)
+        self.tier = ClusterTier(policy, self.clock, share_state=True)
 
     def call(self, program_id, thread_id, parents, num_tokens, loads):
         """Route and begin one call on both sides; the engine and program state it gets."""
         engine = self.router.route(program_id, num_tokens, loads)[0]
         state = self.table.begin_calls([(program_id, thread_id, list(parents))])[0]
-        replay_engine = self.tier.route(program_id, num_tokens, [EngineLoad(e, num_running=n) for e, n in loads])
+        engine_loads = [EngineLoad(e, num_running=n) for e, n in loads]
+        replay_engine = self.tier.route(program_id, num_tokens, engine_loads)
         replay_state = self.tier.begin(program_id, thread_id, parents)
         assert (engine, state) == (replay_engine, replay_state)
         self.check_pins(program_id)
@@ -96,7 +98,8 @@ def test_a_random_sequence_gives_the_same_pins_and_priorities_on_both_tiers():
         both.clock.now = step * 0.01
         if active and rng.random() < 0.45:
             program_id, thread_id = active.pop(rng.randrange(len(active)))
-            both.finish(program_id, thread_id, rng.uniform(0.01, 2.0), rng.uniform(0.0, 1.0), rng.uniform(0.0, 5.0))
+            service_s, wait_s, start_s = rng.uniform(0.01, 2.0), rng.uniform(0.0, 1.0), rng.uniform(0.0, 5.0)
+            both.finish(program_id, thread_id, service_s, wait_s, start_s)
         elif rng.random() < 0.03:
             both.remove_engine(rng.choice(engines))
         else:

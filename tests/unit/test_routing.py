@@ -85,7 +85,8 @@ def test_unknown_router_and_bad_parameters():
 def test_autellix_follows_pins_only_for_long_prompts_of_programs():
     router = make_router("autellix", short_prompt_tokens=100)
     assert router.follows_pin(RouteRequest("p", 101))
-    assert not router.follows_pin(RouteRequest("p", 100)) and not router.follows_pin(RouteRequest(None, 10**6))
+    assert not router.follows_pin(RouteRequest("p", 100))
+    assert not router.follows_pin(RouteRequest(None, 10**6))
 
 
 def test_program_router_keeps_pins_drops_dead_ones_and_tells_its_hooks():
@@ -107,6 +108,7 @@ def test_program_router_bounds_its_pins_and_never_pins_calls_without_a_program()
     for i in range(100):
         router.route(f"p{i}", 50, engines(0, 0))
     router.route(None, 50, engines(0, 0))
-    assert router.stats()["num_pins"] == 10 and router.pin_of("p99") is not None and router.pin_of("p0") is None
+    assert router.stats()["num_pins"] == 10
+    assert router.pin_of("p99") is not None and router.pin_of("p0") is None
     with pytest.raises(ValueError, match="max_pins"):
         ProgramRouter(make_router("autellix"), max_pins=0)

@@ -285,7 +285,7 @@ class ReplayResult:
     sim_time_s: float  # simulated time when the last program finished
     wall_time_s: float  # wall-clock time the replay took
     num_calls: int  # calls issued
-    plugin_counters: list[dict[str, Any]] = field(default_factory=list)  # the Autellix scheduler's counters per engine
+    plugin_counters: list[dict[str, Any]] = field(default_factory=list)  # Autellix scheduler counters, per engine
 
 
 class _Program:

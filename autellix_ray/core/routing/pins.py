@@ -47,7 +47,8 @@ class ProgramRouter:
         self.pins: OrderedDict[str, str] = OrderedDict()  # program id -> engine id, oldest pin first
         self.decisions: dict[str, int] = {}
 
-    def route(self, program_id: str | None, num_prompt_tokens: int, engines: Sequence[EngineLoad]) -> RouteDecision:
+    def route(self, program_id: str | None, num_prompt_tokens: int,
+              engines: Sequence[EngineLoad]) -> RouteDecision:
         pinned = None if program_id is None else self.pins.get(program_id)
         if pinned is not None and all(e.engine_id != pinned for e in engines):
             self._unpin(program_id)
