@@ -82,7 +82,7 @@ class EngineConfig:
     def engine_kwargs(self, model_path: str) -> dict[str, Any]:
         from autellix_ray.vllm import autellix_engine_kwargs
         from autellix_ray.vllm.runner import engine_args
-        from autellix_ray.vllm.swap_connector import swap_kv_transfer_config
+        from autellix_ray.vllm.swap import swap_kv_transfer_config
 
         kwargs = autellix_engine_kwargs(self.policy, **self.settings)
         if self.scheduler_cls:

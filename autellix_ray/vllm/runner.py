@@ -26,7 +26,7 @@ from vllm.sampling_params import RequestOutputKind
 from vllm.v1.engine.async_llm import AsyncLLM
 
 from autellix_ray.vllm.scheduler import REPORT_KEY
-from autellix_ray.vllm.swap_connector import REPORT_KEY as SWAP_REPORT_KEY
+from autellix_ray.vllm.swap import SWAP_REPORT_KEY
 
 
 def engine_args(
