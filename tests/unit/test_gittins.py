@@ -118,3 +118,18 @@ def test_gittins_needs_program_level_service(name):
 def test_bad_queue_order_is_rejected():
     with pytest.raises(ValueError, match="queue_order"):
         make_scheduling_policy("plas", queue_order="sjf")
+
+
+def test_anti_starvation_counts_at_least_a_typical_program_once_learned():
+    policy = make_scheduling_policy("plas", boundaries_s=BOUNDS, beta=2.0, queue_order="gittins",
+                                    reevaluate_every_steps=1)
+    policy._ranker.min_programs = policy._ranker.refresh_every = 20
+    now = 0.0
+    for i in range(20):
+        now = _run_program(policy, f"done{i}", 3.0, now)
+    policy.on_step({}, now + 10.0)  # learned: median size 3 s, new programs (Q1) are not first
+    assert policy.ranks_version == 1 and policy._ranker.typical_size_s() == pytest.approx(3.0)
+    now += 10.0
+    policy.add(Call("new", "newcomer"), now)
+    assert policy.on_step({}, now + 5.0) == []  # waited 5 s < 2 x 3 s: a new program is not starving
+    assert policy.on_step({}, now + 6.5) == ["new"]

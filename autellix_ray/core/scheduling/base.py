@@ -263,11 +263,12 @@ class SchedulingPolicy(ABC):
         beta = self.config.beta
         if beta is None:
             return []
+        floor = self._ranker.typical_size_s() if self._ranker is not None else 0.0  # see gittins.py
         promoted = []
         for queue in self._levels[1:]:
             for st in list(queue.values()):
                 wait, service = self.starvation_totals(st, now_s)
-                if wait > 0 and wait >= beta * service:
+                if wait > 0 and wait >= beta * max(service, floor):
                     self._promote(st, now_s)
                     promoted.append(st.call.call_id)
         return promoted
