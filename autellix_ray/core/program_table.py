@@ -134,6 +134,10 @@ class ProgramTable:
     def rows(self) -> list[ProgramRow]:
         return list(self._rows.values())
 
+    def recent_rows(self, n: int) -> list[ProgramRow]:
+        """The ``n`` rows with the latest activity, latest first (without copying the table)."""
+        return list(itertools.islice(reversed(self._rows.values()), n))
+
     def eviction_victim(self, program_id: str) -> str | None:
         """The row that inserting ``program_id`` would evict (the oldest idle one), if any."""
         if len(self._rows) < self.max_programs or program_id in self._rows:

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from autellix_ray.core import Call, make_scheduling_policy
-from autellix_ray.core.scheduling.gittins import GittinsRanker, gittins_indices, rank_levels
+from autellix_ray.core.scheduling.gittins import GittinsRanker, gittins_indices, rank_levels, survival_curve
 
 BOUNDS = (0.0, 1.0, 2.0, 4.0)
 
@@ -133,3 +133,20 @@ def test_anti_starvation_counts_at_least_a_typical_program_once_learned():
     policy.add(Call("new", "newcomer"), now)
     assert policy.on_step({}, now + 5.0) == []  # waited 5 s < 2 x 3 s: a new program is not starving
     assert policy.on_step({}, now + 6.5) == ["new"]
+
+
+def test_survival_curve_counts_unfinished_programs_as_at_least_their_service():
+    times, survival = survival_curve([1.0, 2.0], [])
+    assert times == [1.0, 2.0] and survival == [0.5, 0.0]
+    # one more program, still running at 1.5 s: it survives 1 s, then half the rest end at 2 s
+    times, survival = survival_curve([1.0, 2.0], [1.5])
+    assert survival[0] == pytest.approx(2 / 3) and times[-1] == 2.0 and survival[-1] == 0.0
+
+
+def test_unfinished_programs_make_the_tail_heavier():
+    done = [0.5] * 20  # the short programs finished first ...
+    running = [10.0] * 20  # ... the long ones are still running
+    assert rank_levels(gittins_indices(BOUNDS, done))[0] == 0
+    with_censored = gittins_indices(BOUNDS, done, running)
+    assert with_censored[3] > 0  # someone gets past 4 s
+    assert gittins_indices(BOUNDS, done, running)[0] < gittins_indices(BOUNDS, done)[0]

@@ -254,7 +254,7 @@ class SchedulingPolicy(ABC):
         self._num_steps += 1
         if self._num_steps % self.config.reevaluate_every_steps:
             return []
-        if self._ranker is not None and self._ranker.collect(now_s, self._idle_since):
+        if self._ranker is not None and self._ranker.collect(now_s, self._idle_since, self._recent_services):
             self._reslot()
         return self.promote_starved(now_s)
 
@@ -314,6 +314,9 @@ class SchedulingPolicy(ABC):
         if row is None or not row.idle or row.last_completion_s is None:
             return None
         return row.last_completion_s, self.program_service_s(row)
+
+    def _recent_services(self) -> list[tuple[str, float]]:
+        return [(row.program_id, self.program_service_s(row)) for row in self.table.recent_rows(self._ranker.window)]
 
     def _reslot(self) -> None:
         """Apply a new queue order: every call takes its queue's new slot."""

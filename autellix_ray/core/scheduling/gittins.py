@@ -8,8 +8,10 @@ nearly done, so every program finishes late (BFCL at 2x capacity: LAS 43.5 s mea
 from a known distribution (M/G/1, Gittins 1989; Scully and Harchol-Balter's SOAP analysis): it
 becomes LAS for decreasing-hazard sizes and FCFS-like for increasing-hazard ones.
 
-Algorithm (``GittinsRanker``): keep the total service S of the last ``window`` programs seen to
-finish. For queue i with lower bound a = lo_i, its index is
+Algorithm (``GittinsRanker``): estimate the distribution of a program's total service S from the
+last ``window`` programs seen to finish and, as lower bounds (Kaplan-Meier censoring), the
+service so far of up to ``window`` recent programs that have not: without them the estimate
+leans to short programs, which finish first. For queue i with lower bound a = lo_i, its index is
 
     G(a) = max over horizons h in {lo_j : j > i} + {inf} of P(S <= h | S > a) / E[min(S, h) - a | S > a]
 
@@ -38,7 +40,6 @@ Parameters and defaults: ``window=2000``, ``min_programs=50``, ``refresh_every=5
 from __future__ import annotations
 
 import bisect
-import itertools
 import math
 from collections import OrderedDict, deque
 from collections.abc import Sequence
@@ -51,28 +52,65 @@ DEFAULT_IDLE_FACTOR = 2.0
 _GAP_WINDOW = 1000
 
 
-def gittins_indices(boundaries_s: Sequence[float], sizes: Sequence[float]) -> list[float]:
-    """The Gittins index of each queue's lower bound, for the empirical size distribution ``sizes``."""
-    ordered = sorted(sizes)
-    prefix = [0.0, *itertools.accumulate(ordered)]
-    n = len(ordered)
+def survival_curve(done: Sequence[float], censored: Sequence[float] = ()) -> tuple[list[float], list[float]]:
+    """Kaplan-Meier estimate of P(S > x) from finished sizes and lower bounds of unfinished ones.
 
-    def count_and_sum(lo: float, hi: float) -> tuple[int, float]:
-        """Number and sum of sizes in (lo, hi]."""
-        i, j = bisect.bisect_right(ordered, lo), bisect.bisect_right(ordered, hi)
-        return j - i, prefix[j] - prefix[i]
+    Returns the sizes where it drops and its value just after each; it is 1 before the first and
+    taken to be 0 after the largest observation (an unfinished program is assumed to end there).
+    """
+    observations = sorted([(s, 1) for s in done] + [(s, 0) for s in censored])
+    times: list[float] = []
+    survival: list[float] = []
+    alive, i, n = 1.0, 0, len(observations)
+    while i < n:
+        t, ended, j = observations[i][0], 0, i
+        while j < n and observations[j][0] == t:
+            ended += observations[j][1]
+            j += 1
+        if ended:
+            alive *= 1 - ended / (n - i)  # n - i observations are at risk at t
+            times.append(t)
+            survival.append(alive)
+        i = j
+    if n and alive > 0:
+        times.append(observations[-1][0])
+        survival.append(0.0)
+    return times, survival
+
+
+def gittins_indices(
+    boundaries_s: Sequence[float], sizes: Sequence[float], unfinished: Sequence[float] = ()
+) -> list[float]:
+    """The Gittins index of each queue's lower bound, for sizes estimated from finished ``sizes``
+    and the attained service of ``unfinished`` programs (censored: their size is at least that)."""
+    times, survival = survival_curve(sizes, unfinished)
+    cumulative = []  # integral of the survival from 0 to times[k]
+    area, prev_t, prev_s = 0.0, 0.0, 1.0
+    for t, s in zip(times, survival):
+        area += prev_s * (t - prev_t)
+        cumulative.append(area)
+        prev_t, prev_s = t, s
+
+    def surv(x: float) -> float:
+        k = bisect.bisect_right(times, x) - 1
+        return 1.0 if k < 0 else survival[k]
+
+    def integral(x: float) -> float:
+        if x == math.inf:
+            return cumulative[-1] if cumulative else 0.0
+        k = bisect.bisect_right(times, x) - 1
+        return x if k < 0 else cumulative[k] + survival[k] * (x - times[k])
 
     indices = []
     for i, a in enumerate(boundaries_s):
-        alive = n - bisect.bisect_right(ordered, a)  # sizes > a
+        alive_a = surv(a) if times else 0.0
         best = 0.0
-        if alive:
+        if alive_a > 0:
             for h in [*boundaries_s[i + 1 :], math.inf]:
-                done, done_sum = count_and_sum(a, h)
-                # E[min(S, h) - a | S > a]: finished ones contribute S - a, the others h - a
-                effort = (done_sum - done * a + (alive - done) * (h - a if h != math.inf else 0.0)) / alive
-                if done and effort > 0:
-                    best = max(best, (done / alive) / effort)
+                done = 1.0 - (surv(h) if h != math.inf else 0.0) / alive_a  # P(S <= h | S > a)
+                effort = (integral(h) - integral(a)) / alive_a  # E[min(S, h) - a | S > a]
+                if done > 0 and effort > 0:
+                    best = max(best, done / effort)
         indices.append(best)
     return indices
 
@@ -126,11 +164,12 @@ class GittinsRanker:
         p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
         return max(self.min_idle_s, self.idle_factor * p99)
 
-    def collect(self, now_s: float, idle_since) -> bool:
+    def collect(self, now_s: float, idle_since, unfinished=lambda: ()) -> bool:
         """Count programs idle for longer than ``done_after_s``; True when the ranking changed.
 
         ``idle_since(program_id)`` returns (when the program went idle, its total service), or
-        None if it is active again or gone.
+        None if it is active again or gone. ``unfinished()`` yields (program id, service so far)
+        of recent programs; those not counted as finished enter the estimate as censored sizes.
         """
         cutoff = now_s - self.done_after_s()
         while self._went_idle and self._went_idle[0][0] <= cutoff:
@@ -148,7 +187,8 @@ class GittinsRanker:
         self._new_since_refresh = 0
         sizes = sorted(self._sizes.values())
         self._typical_s = sizes[len(sizes) // 2]
-        slots = rank_levels(gittins_indices(self.boundaries_s, sizes))
+        censored = [service for program_id, service in unfinished() if program_id not in self._sizes]
+        slots = rank_levels(gittins_indices(self.boundaries_s, sizes, censored))
         if slots == self.slots:
             return False
         self.slots = slots
