@@ -36,8 +36,9 @@ allocation, aborts, streaming, stop strings and ``n > 1`` are vLLM's own code):
    time is always wall time. Demotion and anti-starvation run on these numbers
    (``policy.on_step``).
 4. Reporting. When a call finishes or is aborted, its program row is updated in
-   the engine-local table and a report (service, wait, queue, preemptions,
-   recomputed prompt tokens) is attached to the request's ``kv_transfer_params``
+   the engine-local table and a report (``FinishedCall``'s fields: service, wait,
+   priority, critical-path start, final queue, promotions and demotions; plus
+   preemptions, recomputed and cached prompt tokens, aborted, engine KV usage) is attached to the request's ``kv_transfer_params``
    under ``"autellix"``: it reaches ``RequestOutput.kv_transfer_params`` and the
    OpenAI response body, so a caller can update a cluster-wide program table.
 """
@@ -59,7 +60,7 @@ from vllm.v1.request import Request, RequestStatus
 from autellix_ray.vllm.context import call_from_request
 from autellix_ray.vllm.queue import PolicyOrderedQueue
 from autellix_ray.vllm.settings import PluginSettings
-from autellix_ray.vllm.swap_connector import wire_swap_priority
+from autellix_ray.vllm.swap.connector import wire_swap_priority
 
 logger = logging.getLogger(__name__)
 
@@ -293,13 +294,17 @@ class AutellixSchedulerMixin:
         if rid in self.program_policy:
             done = self.program_policy.finish(rid, self.clock())
             self.autellix_counters.num_finished += 1
+            # The call's report: FinishedCall's fields (core/scheduling/base.py), plus
             report = asdict(done)
-            report["num_preemptions"] = request.num_preemptions
+            report["num_preemptions"] = request.num_preemptions  # times vLLM preempted it (any cause)
+            # prompt tokens computed again on resume (not prefix-cache hits)
             report["num_recomputed_tokens"] = extras.num_recomputed_tokens if extras else 0
-            report["aborted"] = request.status == RequestStatus.FINISHED_ABORTED
-            report["num_prompt_tokens"] = request.num_prompt_tokens
-            report["num_cached_tokens"] = extras.num_cached_tokens if extras else 0  # prefix-cache hit
-            report["engine_kv_usage"] = self.kv_cache_manager.usage
+            report["aborted"] = request.status == RequestStatus.FINISHED_ABORTED  # client gone, not finished
+            report["num_prompt_tokens"] = request.num_prompt_tokens  # its prompt length
+            # prompt tokens found in the prefix cache when it was first admitted
+            report["num_cached_tokens"] = extras.num_cached_tokens if extras else 0
+            report["engine_kv_usage"] = self.kv_cache_manager.usage  # this engine's KV fraction in use
+            # (the serve replica adds "engine_id", its replica id)
             kv_params = {**(kv_params or {}), REPORT_KEY: report}
         return kv_params, ec_params
 

@@ -8,30 +8,22 @@ priority, so they are gang-scheduled. Exact mode (ours): when a call names paren
 threads, or its thread has finished calls, its priority is the max end value over
 those threads: the exact longest path in the thread DAG.
 Queues, demotion and program-level anti-starvation as in PLAS, with the critical
-path as the program's service.
-Inside a queue, calls run in their program's first-arrival order by default
-(``order_within_queue="program"``: a working set keeps its prefix cache hot); the paper's
-FCFS by call is ``order_within_queue="call"``. What counts as service is the caller's
-(the vLLM plugin credits load-invariant work by default, ``core.ServiceModel``).
+path as the program's service (``base.ProgramLevelPolicy``).
 Parameters: ``QueueConfig`` (boundaries, quanta, beta, reevaluate_every_steps,
-order_within_queue).
+order_within_queue, queue_order).
 """
 
 from __future__ import annotations
 
 from autellix_ray.core.program_table import ProgramRow
-from autellix_ray.core.scheduling.base import Call, SchedulingPolicy
+from autellix_ray.core.scheduling.base import Call, ProgramLevelPolicy
 
 
-class ATLASPolicy(SchedulingPolicy):
+class ATLASPolicy(ProgramLevelPolicy):
     name = "atlas"
-    default_order_within_queue = "program"
 
     def initial_priority_s(self, call: Call, row: ProgramRow, critical_path_start_s: float) -> float:
         return critical_path_start_s
 
     def program_service_s(self, row: ProgramRow) -> float:
         return row.critical_path_s
-
-    def program_wait_s(self, row: ProgramRow) -> float:
-        return row.wait_s

@@ -80,16 +80,19 @@ class CallState:
 
 @dataclass(frozen=True)
 class FinishedCall:
-    call_id: str
-    program_id: str
-    thread_id: str
-    service_s: float
-    wait_s: float
-    priority_s: float
-    critical_path_start_s: float
-    final_level: int
-    num_promotions: int
-    num_demotions: int
+    """A finished or aborted call, as ``finish`` folded it into its program's row (the plugin
+    reports it in ``kv_transfer_params["autellix"]``; the cluster table reads it)."""
+
+    call_id: str  # the engine's request id
+    program_id: str  # session_id, else extra_args["program_id"], else the request id
+    thread_id: str  # its thread (its own call id when unlabelled)
+    service_s: float  # service it attained, in the caller's unit (ServiceModel: wall or work)
+    wait_s: float  # time since arrival not spent in steps it was scheduled in
+    priority_s: float  # the policy's priority at arrival (lower runs first)
+    critical_path_start_s: float  # ATLAS start: max end of its thread's previous call and its parents
+    final_level: int  # queue it was in when it finished (0 = Q1)
+    num_promotions: int  # anti-starvation promotions
+    num_demotions: int  # demotions by quantum
 
 
 class SchedulingPolicy(ABC):
@@ -342,3 +345,36 @@ class SchedulingPolicy(ABC):
         st.quantum_left_s = self.config.quantum_s(0)
         st.num_promotions += 1
         self.num_promotions += 1
+
+
+class ProgramLevelPolicy(SchedulingPolicy):
+    """PLAS and ATLAS: a program's totals decide, and inside a queue calls run in their
+    program's first-arrival order by default (``order_within_queue="program"``: a working set
+    keeps its prefix cache hot; the paper's FCFS by call is ``"call"``). What counts as service
+    is the caller's (the vLLM plugin credits load-invariant work by default,
+    ``core.ServiceModel``). Anti-starvation is program-level: W = program wait + call wait,
+    T = program service + call service. Parameters: ``QueueConfig``."""
+
+    default_order_within_queue = "program"
+
+    def program_wait_s(self, row: ProgramRow) -> float:
+        return row.wait_s
+
+
+class SingleQueuePolicy(SchedulingPolicy):
+    """One queue, no anti-starvation, no queue parameters (FCFS and the SRPT oracle)."""
+
+    SINGLE_QUEUE: ClassVar[QueueConfig] = QueueConfig(boundaries_s=(0.0,), beta=None)
+    why_no_parameters: ClassVar[str] = "it has one queue"
+
+    def __init__(self, config: QueueConfig | None = None, table: ProgramTable | None = None) -> None:
+        if config is not None and config not in (QueueConfig(), self.SINGLE_QUEUE):
+            raise ValueError(f"{self.name} takes no queue parameters ({self.why_no_parameters})")
+        super().__init__(self.SINGLE_QUEUE, table)
+
+    @classmethod
+    def default_config(cls) -> QueueConfig:
+        return cls.SINGLE_QUEUE
+
+    def initial_priority_s(self, call: Call, row: ProgramRow, critical_path_start_s: float) -> float:
+        return 0.0

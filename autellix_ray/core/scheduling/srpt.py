@@ -16,24 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from autellix_ray.core.program_table import ProgramRow, ProgramTable
-from autellix_ray.core.scheduling.base import Call, CallState, SchedulingPolicy
-from autellix_ray.core.scheduling.queues import QueueConfig
-
-_SINGLE_QUEUE = QueueConfig(boundaries_s=(0.0,), beta=None)
+from autellix_ray.core.scheduling.base import Call, CallState, SingleQueuePolicy
 
 
-class SRPTOraclePolicy(SchedulingPolicy):
+class SRPTOraclePolicy(SingleQueuePolicy):
     name = "srpt"
-
-    def __init__(self, config: QueueConfig | None = None, table: ProgramTable | None = None) -> None:
-        if config is not None and config != QueueConfig() and config != _SINGLE_QUEUE:
-            raise ValueError("srpt takes no queue parameters (it orders by remaining work)")
-        super().__init__(_SINGLE_QUEUE, table)
-
-    @classmethod
-    def default_config(cls) -> QueueConfig:
-        return _SINGLE_QUEUE
+    why_no_parameters = "it orders by remaining work"
 
     def add(self, call: Call, now_s: float) -> CallState:
         if call.remaining_s is None or not call.remaining_s >= 0:
@@ -41,9 +29,6 @@ class SRPTOraclePolicy(SchedulingPolicy):
                 f"srpt is a clairvoyant oracle: call {call.call_id!r} must carry remaining_s >= 0"
             )
         return super().add(call, now_s)
-
-    def initial_priority_s(self, call: Call, row: ProgramRow, critical_path_start_s: float) -> float:
-        return 0.0
 
     def key(self, call_id: str) -> tuple:
         st = self._calls[call_id]
