@@ -14,8 +14,8 @@ None: no bound) and ``preempt_min_run_steps`` (steps a call runs after admission
 can be preempted), and the engine-local program table's ``idle_timeout_s`` and
 ``max_programs``. Unknown keys and bad values raise ValueError at engine start.
 
-The paper's PLAS/ATLAS exactly: ``{"service_unit": "wall", "order_within_queue": "call",
-"preempt_max_victim_tokens": None}`` (the replay's ``plas``/``atlas``, ``bench/replay/config.py``).
+The paper's PLAS/ATLAS exactly: ``{"service_unit": "wall", "queue_order": "attained",
+"order_within_queue": "call", "preempt_max_victim_tokens": None}`` (the replay's ``plas``/``atlas``, ``bench/replay/config.py``).
 """
 
 from __future__ import annotations

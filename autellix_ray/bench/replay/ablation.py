@@ -71,7 +71,8 @@ def ablation_policies() -> list[PolicySpec]:
         default.with_settings("-program-order", order_within_queue="call"),
         default.with_settings("-work-service", service_unit="wall"),
         default.with_settings("-preemption", max_preemptions_per_step=0),
-        default.with_settings("+gittins", queue_order="gittins"),
+        default.with_settings("-gittins", queue_order="attained"),
+        default.with_settings("-starvation", beta=None),
         get_policy("program-fcfs"),
         get_policy("srpt"),
     ]
@@ -289,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
             results.append(future.result())
     doc = json.loads(path.read_text()) if path.exists() else {"trim_fraction": TRIM, "commands": [], "points": {}}
     command = "python -m autellix_ray.bench.replay.ablation " + shlex.join(argv if argv is not None else sys.argv[1:])
-    doc["commands"].append(f"{command.strip()}  # {(time.perf_counter() - t0) / 60:.1f} min")
+    doc.setdefault("commands", []).append(f"{command.strip()}  # {(time.perf_counter() - t0) / 60:.1f} min")
     order = [pt.label for pt in (QUICK_POINTS if args.quick else FULL_POINTS)]
     for row in results:
         doc["points"].setdefault(row["point"], {})[row["policy"]] = row

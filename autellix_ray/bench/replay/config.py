@@ -28,11 +28,11 @@ Llama-3.1's 128K context):
 - ``mlfq``: our plugin with FastServe-style MLFQ (new calls enter Q1, quanta in wall
   time), prefix caching ON.
 - ``plas`` / ``atlas``: our plugin with the paper's PLAS / ATLAS (``PAPER_SETTINGS``:
-  service = wall time of the steps a call was in, FCFS by call inside a queue, no bound on a
-  proactive victim's recompute), prefix caching ON.
+  service = wall time of the steps a call was in, Q1 first, FCFS by call inside a queue, no
+  bound on a proactive victim's recompute), prefix caching ON.
 - ``autellix`` / ``autellix-atlas``: the plugin's shipped defaults with PLAS / ATLAS
-  (load-invariant work as service, programs in a stable order inside a queue; see
-  ``autellix_ray/vllm/settings.py``).
+  (load-invariant work as service, queues in the learned Gittins order, programs in a stable
+  order inside a queue, bounded victim recompute; see ``autellix_ray/vllm/settings.py``).
 - ``program-fcfs``: calls ordered by their program's first arrival (one queue, program
   order, no anti-starvation): the order Continuum-style systems use.
 - ``srpt``: our plugin with the clairvoyant SRPT oracle: each call carries
@@ -124,12 +124,15 @@ class PolicySpec:
         }
 
 
-# The paper's PLAS/ATLAS (the plugin's defaults are load-invariant, program-ordered, and bound the
-# recompute cost of a proactive victim; the paper does none of these).
+# The paper's PLAS/ATLAS (the plugin's defaults are load-invariant, Gittins-ordered, program-ordered
+# inside a queue, and bound the recompute cost of a proactive victim; the paper does none of these).
 PAPER_SETTINGS: dict[str, Any] = {
-    "service_unit": "wall", "order_within_queue": "call", "preempt_max_victim_tokens": None,
+    "service_unit": "wall", "queue_order": "attained", "order_within_queue": "call",
+    "preempt_max_victim_tokens": None,
 }
-PROGRAM_FCFS_SETTINGS: dict[str, Any] = {"boundaries_s": (0.0,), "beta": None, "order_within_queue": "program"}
+PROGRAM_FCFS_SETTINGS: dict[str, Any] = {
+    "boundaries_s": (0.0,), "beta": None, "order_within_queue": "program", "queue_order": "attained",
+}
 
 POLICIES: dict[str, PolicySpec] = {
     "vllm": PolicySpec("vllm", None, prefix_caching=False),

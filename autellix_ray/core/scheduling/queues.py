@@ -27,7 +27,8 @@ Parameters (``QueueConfig``):
 - ``queue_order``: which queue is served first. ``"attained"``: Q1 first (least attained
   service, the paper). ``"gittins"``: in decreasing Gittins index of the queues' lower
   bounds, learned from the total service of the programs that finished (``gittins.py``;
-  PLAS/ATLAS only). None: the policy's default.
+  PLAS/ATLAS only). None: the policy's default (``gittins`` for PLAS/ATLAS, which is LAS
+  until 50 programs have finished).
 
 Defaults and why:
 - K = 8 queues, boundaries 0, 0.5, 1, 2, 4, 8, 16, 32 s. Doubling keeps demotions
