@@ -86,7 +86,7 @@ FULL_POINTS = (
     Point("coding", 100, 0.05, "a100-40gb/llama-3.1-8b"),
 )
 QUICK_POINTS = (Point("sharegpt", 12, 4.0),)
-CORE_POLICIES = ("vllm-opt", "plas", "autellix")  # run at every point; the ablation rows at the first
+CORE_POLICIES = ("vllm-opt", "plas", "autellix", "program-fcfs", "srpt")  # every point; ablation rows at the first
 QUICK_POLICIES = ("vllm-opt", "plas", "autellix")
 
 
