@@ -40,7 +40,7 @@ def test_every_point_runs_the_core_policies_and_the_first_every_ablation_row():
     first, *rest = (pt.label for pt in FULL_POINTS)
     assert {"-program-order", "-work-service", "-preemption", "srpt"} <= set(by_point[first])
     for label in rest:
-        assert by_point[label] == ["vllm-opt", "plas", "autellix"]
+        assert by_point[label] == ["vllm-opt", "plas", "autellix", "program-fcfs", "srpt"]
 
 
 def test_report_prints_an_unmeasurable_ratio_as_undefined():
