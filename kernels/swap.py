@@ -11,8 +11,8 @@ This module is the reference implementation and the CPU path:
   single device->host copy; on CPU they are gathered straight into the host buffer.
 * ``swap_in(kv_caches, block_ids, host_buffer)`` scatters a buffer back into (new,
   possibly different) block ids. ``block_ids`` may be any unsorted, non-contiguous list.
-* ``per_block_swap_out`` / ``per_block_swap_in``: the naive baseline, one copy per
-  (layer, block) pair, which is what vLLM's old ``swap_blocks`` did.
+* ``per_block=True`` (or ``per_block_swap_out`` / ``per_block_swap_in``): the naive
+  baseline, one copy per (layer, block) pair, which is what vLLM's old ``swap_blocks`` did.
 * ``swap_nbytes`` / ``kv_swap_nbytes``: bytes moved by a swap of N blocks (PCIe cost model).
 
 Supported layouts. A layer's cache is any tensor in which ONE dimension (``block_dim``)
@@ -166,23 +166,33 @@ def swap_out(
     *,
     block_dim: int | KVLayout = 0,
     non_blocking: bool = False,
+    per_block: bool = False,
 ) -> torch.Tensor:
-    """Gather ``block_ids`` of every layer into one host buffer ``[L, n, *block_shape]``."""
+    """Gather ``block_ids`` of every layer into one host buffer ``[L, n, *block_shape]``.
+
+    ``per_block=True`` is the naive baseline: one copy per (layer, block) straight to the host.
+    """
     layers = layer_list(kv_caches)
     views = [block_view(t, block_dim) for t in layers]
-    ids = as_block_ids(block_ids, views[0].shape[0], layers[0].device)
+    dev = layers[0].device
+    ids = as_block_ids(block_ids, views[0].shape[0], torch.device("cpu") if per_block else dev)
     n = ids.numel()
     if host_buffer is None:
         host_buffer = alloc_host_buffer(layers, n, block_dim)
     check_host_buffer(host_buffer, layers, n, block_dim)
-    if layers[0].device.type == "cpu":
+    if per_block:
+        blocks = ids.tolist()
         for l, v in enumerate(views):
-            torch.index_select(v, 0, ids, out=host_buffer[l])
-        return host_buffer
-    staging = torch.empty(host_buffer.shape, dtype=host_buffer.dtype, device=layers[0].device)
-    for l, v in enumerate(views):
-        torch.index_select(v, 0, ids, out=staging[l])
-    host_buffer.copy_(staging, non_blocking=non_blocking)  # the ONE device->host transfer
+            for j, b in enumerate(blocks):
+                host_buffer[l, j].copy_(v[b], non_blocking=non_blocking)
+    else:
+        staging = host_buffer  # on CPU gather straight into the host buffer
+        if dev.type != "cpu":
+            staging = torch.empty(host_buffer.shape, dtype=host_buffer.dtype, device=dev)
+        for l, v in enumerate(views):
+            torch.index_select(v, 0, ids, out=staging[l])
+        if staging is not host_buffer:
+            host_buffer.copy_(staging, non_blocking=non_blocking)  # the ONE device->host transfer
     _sync(layers, non_blocking)
     return host_buffer
 
@@ -194,59 +204,39 @@ def swap_in(
     *,
     block_dim: int | KVLayout = 0,
     non_blocking: bool = False,
+    per_block: bool = False,
 ) -> None:
-    """Scatter ``host_buffer`` (from ``swap_out``) into ``block_ids`` of every layer."""
+    """Scatter ``host_buffer`` (from ``swap_out``) into ``block_ids`` of every layer.
+
+    ``per_block=True`` is the naive baseline: one copy per (layer, block) back into the cache.
+    """
     layers = layer_list(kv_caches)
     views = [block_view(t, block_dim) for t in layers]
-    ids = as_block_ids(block_ids, views[0].shape[0], layers[0].device, unique=True)
+    dev = layers[0].device
+    ids = as_block_ids(block_ids, views[0].shape[0], torch.device("cpu") if per_block else dev, unique=True)
     check_host_buffer(host_buffer, layers, ids.numel(), block_dim)
-    src = host_buffer
-    if layers[0].device.type != "cpu":
-        src = host_buffer.to(layers[0].device, non_blocking=non_blocking)  # ONE host->device transfer
-    for l, v in enumerate(views):
-        v.index_copy_(0, ids, src[l])
+    if per_block:
+        blocks = ids.tolist()
+        for l, v in enumerate(views):
+            for j, b in enumerate(blocks):
+                v[b].copy_(host_buffer[l, j], non_blocking=non_blocking)
+    else:
+        src = host_buffer
+        if dev.type != "cpu":
+            src = host_buffer.to(dev, non_blocking=non_blocking)  # ONE host->device transfer
+        for l, v in enumerate(views):
+            v.index_copy_(0, ids, src[l])
     _sync(layers, non_blocking)
 
 
-def per_block_swap_out(
-    kv_caches: KVCaches,
-    block_ids: BlockIds,
-    host_buffer: torch.Tensor | None = None,
-    *,
-    block_dim: int | KVLayout = 0,
-    non_blocking: bool = False,
-) -> torch.Tensor:
-    """Baseline: one copy per (layer, block), same buffer format as ``swap_out``."""
-    layers = layer_list(kv_caches)
-    ids = as_block_ids(block_ids, block_view(layers[0], block_dim).shape[0], torch.device("cpu")).tolist()
-    if host_buffer is None:
-        host_buffer = alloc_host_buffer(layers, len(ids), block_dim)
-    check_host_buffer(host_buffer, layers, len(ids), block_dim)
-    for l, t in enumerate(layers):
-        v = block_view(t, block_dim)
-        for j, b in enumerate(ids):
-            host_buffer[l, j].copy_(v[b], non_blocking=non_blocking)
-    _sync(layers, non_blocking)
-    return host_buffer
+def per_block_swap_out(kv_caches: KVCaches, block_ids: BlockIds, *args, **kwargs) -> torch.Tensor:
+    """Baseline ``swap_out(..., per_block=True)``: same arguments and buffer format."""
+    return swap_out(kv_caches, block_ids, *args, per_block=True, **kwargs)
 
 
-def per_block_swap_in(
-    kv_caches: KVCaches,
-    block_ids: BlockIds,
-    host_buffer: torch.Tensor,
-    *,
-    block_dim: int | KVLayout = 0,
-    non_blocking: bool = False,
-) -> None:
-    """Baseline: one copy per (layer, block) back into the cache."""
-    layers = layer_list(kv_caches)
-    ids = as_block_ids(block_ids, block_view(layers[0], block_dim).shape[0], torch.device("cpu"), unique=True)
-    check_host_buffer(host_buffer, layers, ids.numel(), block_dim)
-    for l, t in enumerate(layers):
-        v = block_view(t, block_dim)
-        for j, b in enumerate(ids.tolist()):
-            v[b].copy_(host_buffer[l, j], non_blocking=non_blocking)
-    _sync(layers, non_blocking)
+def per_block_swap_in(kv_caches: KVCaches, block_ids: BlockIds, *args, **kwargs) -> None:
+    """Baseline ``swap_in(..., per_block=True)``: same arguments and buffer format."""
+    swap_in(kv_caches, block_ids, *args, per_block=True, **kwargs)
 
 
 def swap_nbytes(kv_caches: KVCaches, num_blocks: int, block_dim: int | KVLayout = 0) -> int:

@@ -151,7 +151,7 @@ def _launch(layers, block_dim, ids, buf, to_buffer: bool) -> bool:
         return True
     BLOCK = min(triton.next_power_of_2(block_numel), 16384 if _interpret() else 1024)
     ibuf = buf.view(int_dtype)
-    for idx, block_stride, (_, S1, S2, S3), (T0, T1, T2, T3) in plans:
+    for idx, block_stride, sizes, strides in plans:
         cache = _flat(layers[idx[0]], int_dtype)
         base = cache.data_ptr()
         offs = [(layers[l].data_ptr() - base) // esize for l in idx]
@@ -162,6 +162,7 @@ def _launch(layers, block_dim, ids, buf, to_buffer: bool) -> bool:
         for run in runs:
             sel = cache_off[idx.index(run[0]) : idx.index(run[0]) + len(run)]
             grid = (n, len(run), triton.cdiv(block_numel, BLOCK))
+            # sizes[0] is implicit in the kernel (S1..S3, then strides T0..T3)
             _kernel()[grid](
                 cache,
                 sel,
@@ -170,17 +171,28 @@ def _launch(layers, block_dim, ids, buf, to_buffer: bool) -> bool:
                 ibuf.stride(0),
                 block_stride,
                 block_numel,
-                S1,
-                S2,
-                S3,
-                T0,
-                T1,
-                T2,
-                T3,
+                *sizes[1:],
+                *strides,
                 TO_BUFFER=to_buffer,
                 BLOCK=BLOCK,
             )
     return True
+
+
+def _prepare(kv_caches: ref.KVCaches, block_dim: int | ref.KVLayout, fallback: bool):
+    """The deduplicated layers, ``block_dim`` as a non-negative int, and whether the kernel runs.
+
+    Raises when it cannot run and ``fallback`` is False; else the caller uses the torch path.
+    """
+    layers = ref.layer_list(kv_caches)
+    bd = ref._block_dim(block_dim) % layers[0].dim()
+    dev = layers[0].device
+    usable = triton_usable(dev)
+    if not usable and not fallback:
+        raise RuntimeError(
+            f"Triton cannot run on {dev} (installed: {HAS_TRITON}; set TRITON_INTERPRET=1 for CPU)"
+        )
+    return layers, bd, usable
 
 
 def triton_swap_out(
@@ -193,15 +205,10 @@ def triton_swap_out(
     fallback: bool = True,
 ) -> torch.Tensor:
     """Triton version of ``swap.swap_out`` (same arguments and buffer format)."""
-    layers = ref.layer_list(kv_caches)
-    bd = ref._block_dim(block_dim) % layers[0].dim()
-    dev = layers[0].device
-    if not triton_usable(dev):
-        if not fallback:
-            raise RuntimeError(
-                f"Triton cannot run on {dev} (installed: {HAS_TRITON}; set TRITON_INTERPRET=1 for CPU)"
-            )
+    layers, bd, usable = _prepare(kv_caches, block_dim, fallback)
+    if not usable:
         return ref.swap_out(layers, block_ids, host_buffer, block_dim=bd, non_blocking=non_blocking)
+    dev = layers[0].device
     ids = ref.as_block_ids(block_ids, layers[0].shape[bd], dev)
     if host_buffer is None:
         host_buffer = ref.alloc_host_buffer(layers, ids.numel(), bd)
@@ -226,15 +233,10 @@ def triton_swap_in(
     fallback: bool = True,
 ) -> None:
     """Triton version of ``swap.swap_in`` (same arguments and buffer format)."""
-    layers = ref.layer_list(kv_caches)
-    bd = ref._block_dim(block_dim) % layers[0].dim()
-    dev = layers[0].device
-    if not triton_usable(dev):
-        if not fallback:
-            raise RuntimeError(
-                f"Triton cannot run on {dev} (installed: {HAS_TRITON}; set TRITON_INTERPRET=1 for CPU)"
-            )
+    layers, bd, usable = _prepare(kv_caches, block_dim, fallback)
+    if not usable:
         return ref.swap_in(layers, block_ids, host_buffer, block_dim=bd, non_blocking=non_blocking)
+    dev = layers[0].device
     ids = ref.as_block_ids(block_ids, layers[0].shape[bd], dev, unique=True)
     ref.check_host_buffer(host_buffer, layers, ids.numel(), bd)
     src = host_buffer if dev.type == "cpu" else host_buffer.to(dev, non_blocking=non_blocking)
