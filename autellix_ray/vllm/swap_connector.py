@@ -38,7 +38,6 @@ from autellix_ray.vllm.swap.worker import SwapWorker
 
 _SchedulerSide = SchedulerSide
 _WorkerSide = SwapWorker
-REPORT_KEY = SWAP_REPORT_KEY  # old name, kept for importers not yet moved to SWAP_REPORT_KEY
 
 __all__ = [
     "CONNECTOR_NAME",

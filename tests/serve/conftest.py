@@ -50,6 +50,7 @@ def serve_app(tiny_model_path):
     import ray
     from ray import serve
 
+    from autellix_ray.client import wait_ready
     from autellix_ray.serve.app import build_app
 
     cluster = start_ray()
@@ -71,24 +72,10 @@ def serve_app(tiny_model_path):
     }
     started = time.monotonic()
     serve.run(build_app(args), name="autellix", route_prefix="/", blocking=False)
-    _wait_healthy(f"http://127.0.0.1:{HTTP_PORT}/v1/models", timeout_s=300)
+    headers = {"authorization": f"Bearer {API_KEYS[0]}"}
+    wait_ready(f"http://127.0.0.1:{HTTP_PORT}/v1/models", timeout_s=300, interval_s=2, headers=headers)
     print(f"app up in {time.monotonic() - started:.1f} s")
     yield f"http://127.0.0.1:{HTTP_PORT}"
     serve.shutdown()
     ray.shutdown()
     cluster.shutdown()
-
-
-def _wait_healthy(url: str, timeout_s: float) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            request = urllib.request.Request(url, headers={"authorization": f"Bearer {API_KEYS[0]}"})
-            with urllib.request.urlopen(request, timeout=5) as r:
-                if r.status == 200:
-                    return
-        except Exception:
-            time.sleep(2)
-    raise TimeoutError(f"{url} not healthy after {timeout_s} s")

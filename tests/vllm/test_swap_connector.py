@@ -22,16 +22,13 @@ from types import SimpleNamespace
 import psutil
 import pytest
 import torch
-from vllm.config import CacheConfig, KVTransferConfig, ModelConfig, SchedulerConfig, VllmConfig
+from vllm.config import KVTransferConfig
 from vllm.distributed.kv_transfer.kv_connector.factory import KVConnectorFactory
 from vllm.v1.kv_cache_interface import FullAttentionSpec, KVCacheConfig, KVCacheGroupSpec
 from vllm.v1.request import RequestStatus
-from vllm.v1.structured_output import StructuredOutputManager
 
 from autellix_ray.bench.swap_bench import EngineConfig, SwapEngine
-from autellix_ray.vllm import autellix_engine_kwargs
-from autellix_ray.vllm.offline import BLOCK_SIZE, FakeClock, make_request, step
-from autellix_ray.vllm.scheduler import AutellixScheduler
+from autellix_ray.vllm.offline import BLOCK_SIZE, make_request, make_scheduler, step
 from autellix_ray.vllm.swap_connector import (
     AutellixSwapConnector,
     SwapConnectorMetadata,
@@ -141,34 +138,19 @@ def test_worker_swaps_out_before_overwrite_and_back_into_new_blocks():
 def _scheduler(
     model_path, *, num_blocks=24, max_num_seqs=1, prefix_caching=False, pool_bytes=1 << 20, min_swap=0
 ):
-    kwargs = autellix_engine_kwargs("plas", beta=None, **FAST_QUEUES)
-    vllm_config = VllmConfig(
-        scheduler_config=SchedulerConfig(
-            max_num_seqs=max_num_seqs,
-            max_num_batched_tokens=512,
-            max_model_len=448,
-            enable_chunked_prefill=True,
-            is_encoder_decoder=False,
-        ),
-        model_config=ModelConfig(model=model_path, dtype="float32", seed=0, max_model_len=512),
-        cache_config=CacheConfig(block_size=BLOCK_SIZE, enable_prefix_caching=prefix_caching),
-        kv_transfer_config=KVTransferConfig(**swap_kv_transfer_config(pool_bytes, min_swap)),
-        additional_config=kwargs["additional_config"],
+    """The AutellixScheduler with the swap connector over a fake KV cache (no worker)."""
+    return make_scheduler(
+        model_path,
+        "plas",
+        beta=None,
+        max_num_seqs=max_num_seqs,
+        max_num_batched_tokens=512,
+        max_model_len=448,
+        num_blocks=num_blocks,
+        enable_prefix_caching=prefix_caching,
+        kv_transfer_config=swap_kv_transfer_config(pool_bytes, min_swap),
+        **FAST_QUEUES,
     )
-    spec = FullAttentionSpec(block_size=BLOCK_SIZE, num_kv_heads=1, head_size=64, dtype=torch.float32)
-    kv_cache_config = KVCacheConfig(
-        num_blocks=num_blocks, kv_cache_tensors=[], kv_cache_groups=[KVCacheGroupSpec(["layer"], spec)]
-    )
-    vllm_config.cache_config.num_gpu_blocks = num_blocks
-    scheduler = AutellixScheduler(
-        vllm_config=vllm_config,
-        kv_cache_config=kv_cache_config,
-        structured_output_manager=StructuredOutputManager(vllm_config),
-        block_size=BLOCK_SIZE,
-        log_stats=False,
-    )
-    scheduler.clock = FakeClock()
-    return scheduler
 
 
 def _drive(scheduler, steps, metas, finished, *, until_idle=False):
@@ -269,37 +251,30 @@ def _engine(tiny_model_path, **config):
     return engine
 
 
-@pytest.fixture(scope="module")
-def swap_engine(tiny_model_path):
-    engine = _engine(
-        tiny_model_path,
-        scheduler_cls=None,  # autellix_engine_kwargs's AutellixScheduler (as small_pool's)
-        pool_bytes=64 << 20,
-        min_swap_tokens=0,
-        prefix_caching=False,
-        kv_bytes=4 << 20,
-        block_size=32,
-        max_num_seqs=4,
-        max_model_len=448,
-    )
-    yield engine
-    engine.shutdown()
+def _engine_fixture(**config):
+    """A module-scoped engine on the tiny model (4 seats, 4 MiB of KV in blocks of 32 tokens),
+    run by EngineConfig's default scheduler: autellix_engine_kwargs's AutellixScheduler."""
+
+    @pytest.fixture(scope="module")
+    def engine_fixture(tiny_model_path):
+        engine = _engine(
+            tiny_model_path,
+            min_swap_tokens=0,
+            kv_bytes=4 << 20,
+            block_size=32,
+            max_num_seqs=4,
+            max_model_len=448,
+            **config,
+        )
+        yield engine
+        engine.shutdown()
+
+    return engine_fixture
 
 
-@pytest.fixture(scope="module")
-def small_pool(tiny_model_path):
-    engine = _engine(
-        tiny_model_path,
-        pool_bytes=2 << 20,  # 256 tokens of this model: not every victim fits
-        min_swap_tokens=0,
-        prefix_caching=True,
-        kv_bytes=4 << 20,
-        block_size=32,
-        max_num_seqs=4,
-        max_model_len=448,
-    )
-    yield engine
-    engine.shutdown()
+swap_engine = _engine_fixture(pool_bytes=64 << 20, prefix_caching=False)  # holds every victim
+# 2 MiB holds 256 tokens of this model: not every victim fits
+small_pool = _engine_fixture(pool_bytes=2 << 20, prefix_caching=True)
 
 
 # Deep programs' calls (4 seats, 4 calls): running when the fresh programs' calls arrive,
