@@ -2,6 +2,7 @@
 
     python -m autellix_ray.bench.replay                 # full sweep, writes docs/
     python -m autellix_ray.bench.replay --quick --out-dir /tmp/replay   # CI smoke test
+    python -m autellix_ray.bench.replay --trace my.jsonl   # your own traffic (trace_cli.py)
 
 Writes ``<out-dir>/results/replay.json``, ``<out-dir>/figures/replay_*.png`` and
 ``<out-dir>/replay.md``. See docs/replay.md for what is measured and how.
@@ -100,7 +101,13 @@ def build_document(plan: Plan, results: dict, argv: list[str], runtime: dict[str
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if any(a == "--trace" or a.startswith("--trace=") for a in argv):  # your own traffic: its own options
+        from autellix_ray.bench.replay.trace_cli import main as trace_main
+
+        return trace_main(argv)
     parser = argparse.ArgumentParser(prog="python -m autellix_ray.bench.replay", description=__doc__.splitlines()[0])
+    parser.add_argument("--trace", metavar="FILE", help="replay your own JSONL trace instead of the sweep; its "
+                        "options: python -m autellix_ray.bench.replay --trace FILE --help")
     parser.add_argument("--quick", action="store_true", help="tiny sweep for CI smoke tests (well under a minute)")
     parser.add_argument("--out-dir", default="docs", help="writes results/replay.json, figures/, replay.md here")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="worker processes")
