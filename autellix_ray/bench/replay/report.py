@@ -261,6 +261,7 @@ def render(doc: dict[str, Any], figures: list[Path], results_path: Path, out_pat
         "python -m autellix_ray.bench.replay --workload lats --no-multi --verbose",
         "```",
         "",
+        YOUR_TRAFFIC,
     ]
     return "\n".join(lines)
 
@@ -344,6 +345,33 @@ Python scheduler at ~40 us per scheduled call per step, such runs cost hours of 
 this benchmark's 30-minute budget. (3) Swap instead of recompute (`--swap`). A probe
 (BFCL 16/s, A100-40GB) gave PLAS+swap 355 ms/token against PLAS's 358, with 15 preemptions, so
 recompute is not what costs time here; the evicted prefix cache is.
+"""
+
+YOUR_TRAFFIC = """\
+## Your own traffic
+
+Replay a JSONL trace of your programs (the format is in the header of
+`autellix_ray/bench/workloads/trace.py`; `python -m autellix_ray.bench.workloads --workload bfcl
+--num-programs 200 --write-trace bfcl.jsonl` writes one from a generator) through any policies
+and GPU presets, one engine each, the same programs every time:
+
+```
+python -m autellix_ray.bench.replay --trace my.jsonl          # vllm-opt, autellix, program-fcfs, srpt on A100-80GB
+python -m autellix_ray.bench.replay --trace my.jsonl --policy vllm-opt --policy autellix \\
+    --preset a100-40gb/llama-3.1-8b --rate 64 --out-dir /tmp/mine
+```
+
+`--policy` takes any name in `config.POLICIES` or an ablation row (`--policy=-preemption`);
+`--preset` any cost-model preset (both repeatable). `--rate R` multiplies every arrival time by
+one factor so the trace's observed rate, (programs - 1) / arrival span, becomes R programs/s
+(the arrival pattern is kept, no Poisson redraw; think times and call sizes unchanged). A
+missing file or a bad line exits with code 2 and names the line.
+
+It writes `<out-dir>/results/trace_replay.json` (per preset and policy: program response time
+mean/P50/P95/P99 with counts over all programs and over the middle 80% of the arrival window,
+prefill tokens, prefix-cache hit rate, preemptions, the policy's settings; the trace's size and
+rates, the commit) and `<out-dir>/trace_replay.md`, a table per preset with ratios vs vLLM-opt
+("undefined" without a vLLM-opt row), and prints it. Default out-dir: `./trace-replay`.
 """
 
 OTHER_PRESET = """\
