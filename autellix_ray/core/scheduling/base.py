@@ -356,7 +356,7 @@ class ProgramLevelPolicy(SchedulingPolicy):
     T = program service + call service. Parameters: ``QueueConfig``."""
 
     default_order_within_queue = "program"
-    default_queue_order = "gittins"  # LAS (Q1 first) until 50 programs have finished: gittins.py
+    default_queue_order = "gittins"  # LAS (Q1 first) until 10 programs have finished: gittins.py
 
     def program_wait_s(self, row: ProgramRow) -> float:
         return row.wait_s

@@ -28,7 +28,7 @@ Parameters (``QueueConfig``):
   service, the paper). ``"gittins"``: in decreasing Gittins index of the queues' lower
   bounds, learned from the total service of the programs that finished (``gittins.py``;
   PLAS/ATLAS only). None: the policy's default (``gittins`` for PLAS/ATLAS, which is LAS
-  until 50 programs have finished).
+  until 10 programs have finished).
 
 Defaults and why:
 - K = 8 queues, boundaries 0, 0.5, 1, 2, 4, 8, 16, 32 s. Doubling keeps demotions
