@@ -26,7 +26,7 @@ def test_heavy_tail_keeps_least_attained_service_first():
 
 def test_index_matches_its_definition():
     sizes = [0.5, 1.5, 3.0, 10.0]
-    a, h = 1.0, 2.0  # Q2 with horizon lo_3: of the three alive (> 1), one is done by 2
+    # Q2 (a = 1) with horizon lo_3 = 2: of the three alive (> 1), one is done by 2
     rate = (1 / 3) / (((1.5 - 1) + (2 - 1) + (2 - 1)) / 3)
     assert gittins_indices(BOUNDS, sizes)[1] >= rate - 1e-12
     assert math.isclose(gittins_indices(BOUNDS, [3.0])[0], 1 / 3)

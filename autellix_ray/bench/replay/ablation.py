@@ -119,13 +119,15 @@ def run_one(point: Point, policy: PolicySpec, seed: int = 0) -> dict[str, Any]:
 
     workload = make_workload(point.workload, point.num_programs, point.rate, seed)
     result = replay(workload, policy, engine_config=EngineConfig(preset=point.preset), seed=seed)
+    return {"point": point.label, "policy": policy.name, "commit": git_commit(), **result_row(result, policy)}
+
+
+def result_row(result: Any, policy: PolicySpec) -> dict[str, Any]:
+    """What a report shows of one replay: latency over all and trimmed programs, cache and queue counters."""
     engines = result.engines
     admitted = sum(e["admitted_prompt_tokens"] for e in engines)
     counters = result.plugin_counters
     return {
-        "point": point.label,
-        "policy": policy.name,
-        "commit": git_commit(),
         "settings": policy.describe(),
         "all": latency_stats(result.programs),
         "trimmed": latency_stats(trimmed(result.programs)),

@@ -39,9 +39,8 @@ from autellix_ray.bench.replay.ablation import (
     TRIM,
     ablation_policies,
     fmt_ratio,
-    latency_stats,
     ratio,
-    trimmed,
+    result_row,
 )
 from autellix_ray.bench.replay.config import DEFAULT_PRESET, POLICIES, EngineConfig, PolicySpec
 from autellix_ray.bench.workloads.model import Workload, assign_arrivals
@@ -81,24 +80,7 @@ def run_job(workload: Workload, preset: str, policy: PolicySpec, seed: int = 0, 
     from autellix_ray.bench.replay.engine import replay
 
     result = replay(workload, policy, engine_config=EngineConfig(preset=preset), seed=seed, on_progress=on_progress)
-    engines = result.engines
-    admitted = sum(e["admitted_prompt_tokens"] for e in engines)
-    counters = result.plugin_counters
-    return {
-        "preset": preset,
-        "policy": policy.name,
-        "settings": policy.describe(),
-        "all": latency_stats(result.programs),
-        "trimmed": latency_stats(trimmed(result.programs)),
-        "sim_time_s": result.sim_time_s,
-        "wall_time_s": result.wall_time_s,
-        "num_calls": result.num_calls,
-        "prefill_tokens": sum(e["prefill_tokens"] for e in engines),
-        "prefix_hit_rate": sum(e["prefix_hit_tokens"] for e in engines) / admitted if admitted else 0.0,
-        "num_preemptions": sum(e["num_preemptions"] for e in engines),
-        "max_running": max(e["max_running"] for e in engines),
-        "num_promotions": sum(c.get("num_promotions", 0) for c in counters) if counters else None,
-    }
+    return {"preset": preset, "policy": policy.name, **result_row(result, policy)}
 
 
 def run_jobs(workload: Workload, jobs: list[tuple[str, PolicySpec]], workers: int, seed: int) -> list[dict]:
