@@ -73,7 +73,8 @@ def serve_app(tiny_model_path):
     started = time.monotonic()
     serve.run(build_app(args), name="autellix", route_prefix="/", blocking=False)
     headers = {"authorization": f"Bearer {API_KEYS[0]}"}
-    wait_ready(f"http://127.0.0.1:{HTTP_PORT}/v1/models", timeout_s=300, interval_s=2, headers=headers)
+    # generous: on a loaded 2-core machine two vLLM-CPU replicas took over 5 min to come up
+    wait_ready(f"http://127.0.0.1:{HTTP_PORT}/v1/models", timeout_s=900, interval_s=2, headers=headers)
     print(f"app up in {time.monotonic() - started:.1f} s")
     yield f"http://127.0.0.1:{HTTP_PORT}"
     serve.shutdown()
