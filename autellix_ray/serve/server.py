@@ -7,10 +7,16 @@ come from ``autellix_engine_kwargs``). Around each chat/completion call it:
    threads from ``vllm_xargs`` (``thread_id``, ``parent_thread_ids``); a call with no
    program is a one-call program; a call of a program with no thread gets a fresh
    thread id, written into ``vllm_xargs`` so the engine reports it under that id;
-2. asks the program-table actor for the program's state (``begin_calls``, batched over
-   2 ms of arrivals) and passes
-   it to the scheduler in ``vllm_xargs``; if the actor does not answer within
-   ``TABLE_TIMEOUT_S`` the call goes on with the engine-local state only;
+2. asks the program-table actor for the program's state (``begin_calls``) and passes it to
+   the scheduler in ``vllm_xargs``; if the actor does not answer within ``TABLE_TIMEOUT_S``
+   the call goes on with the engine-local state only. Begins are group-committed: a replica
+   has at most one ``begin_calls`` RPC in flight. A call arriving while none is in flight
+   opens a ``BEGIN_BATCH_S`` window and goes with the calls of that window; calls arriving
+   while an RPC is in flight wait and all go in the next RPC (at most ``MAX_BEGIN_BATCH``),
+   sent as soon as it returns. At low load that is one call per RPC, as before; when the
+   table is slow its latency grows, batches grow with it and its cost per call falls.
+   A failed RPC fails the calls of its batch only (they run with engine-local state); a
+   call that stopped waiting before its RPC was sent is not sent;
 3. collects every finished call's report from the engine (a tap on vLLM's output
    processor sees ``kv_transfer_params["autellix"]`` for streaming and non-streaming
    calls alike) and sends them to the table in batches every ``REPORT_FLUSH_S`` (and once
@@ -41,7 +47,8 @@ from autellix_ray.vllm.context import thread_labels
 logger = logging.getLogger(__name__)
 
 TABLE_TIMEOUT_S = 0.5
-BEGIN_BATCH_S = 0.002  # arrivals within 2 ms share one begin_calls RPC
+BEGIN_BATCH_S = 0.002  # a call arriving at an idle replica waits 2 ms for others to share its RPC
+MAX_BEGIN_BATCH = 512  # calls per begin_calls RPC; more wait for the next one
 MAX_BUFFERED_REPORTS = 10_000
 
 
@@ -54,7 +61,7 @@ class AutellixLLMServer(LLMServer):
         self._kv_usage = 0.0
         self._prompt_tokens = self._cached_tokens = 0  # for the prefix-cache hit rate
         self._table = None
-        self._begins: list = []  # (call args, future) waiting for the next begin_calls RPC
+        self._init_begins()
         self._engine_id = serve.get_replica_context().replica_id.unique_id
         tap_output_processor(self, self._on_engine_output)  # RuntimeError: the replica does not start
         self._stopping = asyncio.Event()  # set on shutdown: the flusher's last flush, then it returns
@@ -92,30 +99,53 @@ class AutellixLLMServer(LLMServer):
         xargs.update(state)
         request.vllm_xargs = xargs
 
+    def _init_begins(self) -> None:
+        self._begins: list = []  # (call args, future) waiting for the next begin_calls RPC
+        self._begin_busy = False  # a window is open or an RPC is in flight: new calls just queue
+        self._begin_task: asyncio.Task | None = None  # the RPC in flight (a reference keeps it alive)
+
     async def _program_state(self, program_id: str, thread_id: str, parents: list) -> dict:
-        """The program's state from the table; arrivals within ``BEGIN_BATCH_S`` share one RPC."""
-        future = asyncio.get_running_loop().create_future()
+        """The program's state from the table (group commit: see the module docstring)."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
         self._begins.append(((program_id, thread_id, [str(p) for p in parents]), future))
-        if len(self._begins) == 1:
-            asyncio.get_running_loop().call_later(BEGIN_BATCH_S, self._send_begins)
+        if not self._begin_busy:  # nothing in flight: open the window, then send
+            self._begin_busy = True
+            loop.call_later(BEGIN_BATCH_S, self._send_begins)
         try:
             return await asyncio.wait_for(asyncio.shield(future), TABLE_TIMEOUT_S)
         except Exception as e:  # noqa: BLE001 - table dead or slow: engine-local state only
             logger.warning("program table unavailable (%s); engine-local state", type(e).__name__)
             return {}
+        finally:
+            future.cancel()  # no-op once answered; a call still queued is then not sent
 
     def _send_begins(self) -> None:
-        batch, self._begins = self._begins, []
-        if batch:
-            asyncio.get_running_loop().create_task(self._begin_batch(batch))
+        """Send the waiting calls (at most ``MAX_BEGIN_BATCH``) in one RPC, or go idle if none wait."""
+        waiting = [b for b in self._begins if not b[1].done()]  # drop calls that stopped waiting
+        batch, self._begins = waiting[:MAX_BEGIN_BATCH], waiting[MAX_BEGIN_BATCH:]
+        if not batch:
+            self._begin_busy, self._begin_task = False, None  # the next arrival opens a window
+            return
+        self._begin_task = asyncio.get_running_loop().create_task(self._begin_batch(batch))
 
     async def _begin_batch(self, batch) -> None:
+        try:
+            await self._call_begin_calls(batch)
+        except asyncio.CancelledError:  # the loop is shutting down: send nothing more
+            for _, future in batch:
+                future.cancel()
+            self._begin_busy, self._begin_task = False, None
+            raise
+        self._send_begins()  # what arrived meanwhile goes now, in one RPC
+
+    async def _call_begin_calls(self, batch) -> None:
         try:
             table = self._table or ray.get_actor(PROGRAM_TABLE_NAME, namespace=NAMESPACE)
             self._table = table
             states = await asyncio.wait_for(table.begin_calls.remote([a for a, _ in batch]), TABLE_TIMEOUT_S)
-        except Exception as e:  # noqa: BLE001 - any failure goes to every waiting call
-            self._table = None
+        except Exception as e:  # noqa: BLE001 - any failure goes to every call of this batch
+            self._table = None  # reconnect by name for the next RPC
             for _, future in batch:
                 if not future.done():
                     future.set_exception(e)
