@@ -46,6 +46,10 @@ Entry = tuple[str, ProgramRow | None, bool, str | None, str | None]
 
 
 class KeyValueStore(Protocol):
+    """Where checkpoints go. A store may also queue its writes: it then has ``backlog()``
+    (writes not yet done; the service skips a periodic checkpoint meanwhile, so changes coalesce
+    in the dirty set) and ``flush()`` (wait for every write queued so far)."""
+
     def get(self, key: bytes) -> bytes | None: ...
     def put(self, key: bytes, value: bytes) -> None: ...
     def delete(self, key: bytes) -> None: ...

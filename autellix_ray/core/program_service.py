@@ -138,15 +138,25 @@ class ProgramService:
             return 0
         counters = {"num_reports": self.num_reports, "num_evicted": self.table.num_evicted,
                     "num_collected": self.table.num_collected}
+        first = list(first)
         written = self._checkpoints.write(self._entry, counters, first)
         self.num_checkpoints += 1
         self._last_checkpoint_s = self.clock()
+        if first:  # explicit starts, ends and owners are durable when the call returns
+            flush = getattr(self._checkpoints.store, "flush", None)
+            if flush is not None:
+                flush()
         return written
+
+    def _store_busy(self) -> bool:
+        """A queued store still writing the previous checkpoint (see ``KeyValueStore``)."""
+        backlog = getattr(self._checkpoints.store, "backlog", None)
+        return backlog is not None and backlog() > 0
 
     def checkpoint_if_dirty(self) -> bool:
         """The periodic tick: update the size gauge, checkpoint if anything changed."""
         self._update_gauge(self.clock())
-        if self._dirty and self._checkpoints is not None:
+        if self._dirty and self._checkpoints is not None and not self._store_busy():
             self.checkpoint()
             return True
         return False
@@ -154,7 +164,7 @@ class ProgramService:
     def _changed(self, now: float, first: Iterable[str] = ()) -> None:
         if self._checkpoints is None:
             self._dirty.clear()
-        elif first or now - self._last_checkpoint_s >= self.checkpoint_interval_s:
+        elif first or (now - self._last_checkpoint_s >= self.checkpoint_interval_s and not self._store_busy()):
             self.checkpoint(first)
 
     def _update_gauge(self, now: float) -> None:

@@ -20,6 +20,8 @@ answer 503 with Retry-After.
 
 from __future__ import annotations
 
+import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +31,8 @@ import ray
 
 from autellix_ray.core import ProgramService
 from autellix_ray.serve.metrics import TableMetrics
+
+logger = logging.getLogger(__name__)
 
 PROGRAM_TABLE_NAME = "autellix-program-table"
 NAMESPACE = "autellix"
@@ -68,6 +72,57 @@ class GcsStore:
             yield from client.internal_kv_multi_get(keys[first:first + SCAN_CHUNK], namespace=NAMESPACE.encode()).items()
 
 
+class BackgroundWrites:
+    """A store whose puts and deletes run in order on one writer thread.
+
+    Why: a checkpoint of 1,000 changed programs is up to 1,000 synchronous GCS puts (0.5-0.7 s
+    here); inside an actor method every begin_calls RPC waited behind them (docs/program_table.md).
+    ``backlog()`` tells the service a checkpoint is still being written (it skips the next
+    periodic one; the changes stay dirty and coalesce); ``flush()`` waits for every write queued
+    so far (explicit starts and ends). Reads go straight to the store (restore runs before any
+    write).
+    """
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self._queue: queue.Queue = queue.Queue()
+        threading.Thread(target=self._run, daemon=True, name="checkpoint-writes").start()
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._store.get(key)
+
+    def scan(self, prefix: bytes):
+        return self._store.scan(prefix)
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self._queue.put((self._store.put, (key, value)))
+
+    def delete(self, key: bytes) -> None:
+        self._queue.put((self._store.delete, (key,)))
+
+    def backlog(self) -> int:
+        return self._queue.unfinished_tasks
+
+    def flush(self, timeout_s: float = 30.0) -> bool:
+        done = threading.Event()
+        self._queue.put((done.set, ()))
+        return done.wait(timeout_s)
+
+    def close(self) -> None:
+        self._queue.put(None)
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            write, args = item
+            try:
+                write(*args)
+            except Exception:  # a lost write is re-done when the program changes again
+                logger.exception("program table: checkpoint write failed")
+            finally:
+                self._queue.task_done()
+        self._queue.task_done()
+
+
 class ProgramTableService(ProgramService):
     """Core's service with the actor's clock and metrics (a plain class: tests, benchmarks)."""
 
@@ -87,7 +142,8 @@ class ProgramTableActor(ProgramTableService):
     """
 
     def __init__(self, **options: Any) -> None:
-        super().__init__(store=GcsStore(), **options)
+        self._writes = BackgroundWrites(GcsStore())
+        super().__init__(store=self._writes, **options)
         self._stopped = threading.Event()
         me = ray.get_runtime_context().current_actor
         threading.Thread(target=self._tick, args=(me,), daemon=True, name="checkpoints").start()
@@ -101,6 +157,8 @@ class ProgramTableActor(ProgramTableService):
 
     def __ray_shutdown__(self) -> None:  # Ray calls it when the actor exits gracefully
         self._stopped.set()
+        self._writes.flush(timeout_s=5.0)
+        self._writes.close()
 
 
 def get_or_create_detached(actor_cls: Any, name: str, **options: Any):

@@ -188,3 +188,53 @@ def test_an_unreadable_entry_loses_only_itself(caplog):
 def test_checkpoint_rejects_a_zero_bound():
     with pytest.raises(ValueError):
         TableCheckpoint(MemoryStore(), max_keys=0)
+
+
+class GatedStore(MemoryStore):
+    """A store whose writes block until the test opens the gate (a slow GCS)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import threading
+
+        self.gate = threading.Event()
+
+    def put(self, key, value):
+        self.gate.wait(10)
+        super().put(key, value)
+
+
+def test_background_writes_keep_order_and_report_their_backlog():
+    from autellix_ray.serve.program_table import BackgroundWrites
+
+    inner = GatedStore()
+    store = BackgroundWrites(inner)
+    store.put(b"k", b"1")
+    store.put(b"k", b"2")
+    store.delete(b"gone")
+    assert store.backlog() == 3 and inner.data == {}  # nothing written yet: the caller did not wait
+    inner.gate.set()
+    assert store.flush() and store.backlog() == 0
+    assert inner.data == {b"k": b"2"}  # in order: the later value wins
+    store.close()
+
+
+def test_a_busy_store_defers_periodic_checkpoints_but_not_explicit_starts():
+    from autellix_ray.serve.program_table import BackgroundWrites
+
+    clock, inner = Clock(), GatedStore()
+    store = BackgroundWrites(inner)
+    svc = table(store, clock)
+    svc.begin_calls([("p", "t", [])])
+    clock.now = 1.0
+    svc.report_calls([report("p", "t")])  # interval elapsed: a checkpoint is queued, not written
+    queued = svc.num_checkpoints
+    assert store.backlog() > 0
+    clock.now = 2.0
+    svc.report_calls([report("p", "t")])
+    assert svc.num_checkpoints == queued and not svc.checkpoint_if_dirty()  # still writing: deferred
+    inner.gate.set()
+    started = svc.start_program(owner="alice")["program_id"]  # explicit: flushed before it returns
+    assert store.backlog() == 0
+    assert started in {r.program_id for r in table(inner, clock).table.rows()} | set(table(inner, clock).owners)
+    store.close()
