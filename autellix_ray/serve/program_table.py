@@ -2,16 +2,18 @@
 
 What the table does (owners, begin/report, critical path across engines, pins, checkpoints)
 is ``core/program_service.py``; here it gets the wall clock, the GCS store and Prometheus
-metrics. Replicas call it twice per call: ``begin_calls`` when calls arrive (the arrivals of
-a few ms share one RPC) and ``report_calls`` with finished calls (flushed every
-``REPORT_FLUSH_S``), so the table is never on a token's path. It is one actor, not sharded:
-docs/program_table.md measures what it sustains.
+metrics. Replicas call it twice per call: ``begin_calls`` when calls arrive (group-committed:
+at most one RPC in flight per replica, the calls that arrive meanwhile go together in the next)
+and ``report_calls`` with finished calls (flushed every ``REPORT_FLUSH_S``), so the table is
+never on a token's path. Checkpoint writes run on a background thread (``BackgroundWrites``).
+It is one actor, not sharded: docs/program_table.md measures what it sustains.
 
 Failure. The actor restarts when it dies (``max_restarts=-1``) and restores its last
 checkpoint from Ray's GCS key-value store (``core/checkpoint.py``: one key per changed
 program, at most ``MAX_KEYS_PER_CHECKPOINT`` per checkpoint, at most every
-``CHECKPOINT_INTERVAL_S``, at once for a program that starts or ends). Loss bound: the calls
-begun or reported in the last ``CHECKPOINT_INTERVAL_S`` before the crash (longer only if more
+``CHECKPOINT_INTERVAL_S`` and not while the previous one is still being written, at once for
+a program that starts or ends). Loss bound: the calls begun or reported in the last
+``CHECKPOINT_INTERVAL_S`` before the crash plus a checkpoint being written (longer only if more
 programs change per interval than a checkpoint writes: the oldest changes go first); reports
 the actor did not acknowledge stay buffered in the replicas and are sent again. Meanwhile
 replicas schedule with engine-local state (``server.TABLE_TIMEOUT_S``) and program endpoints
