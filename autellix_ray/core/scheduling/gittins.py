@@ -51,6 +51,7 @@ DEFAULT_REFRESH_EVERY = 10
 DEFAULT_MIN_IDLE_S = 1.0
 DEFAULT_IDLE_FACTOR = 2.0
 _GAP_WINDOW = 1000
+_GAP_REFRESH = 64  # the sweep runs every few engine steps: no need to sort 1,000 gaps each time
 
 
 def survival_curve(done: Sequence[float], censored: Sequence[float] = ()) -> tuple[list[float], list[float]]:
@@ -147,6 +148,8 @@ class GittinsRanker:
         self._new_since_refresh = 0
         self._typical_s = 0.0
         self._gaps: deque[float] = deque(maxlen=_GAP_WINDOW)
+        self._new_gaps = 0  # gaps since done_after_s was last computed
+        self._done_after_s = min_idle_s
         self._went_idle: deque[tuple[float, str]] = deque()  # (when, program id), in time order
 
     # -- what the policy tells it -------------------------------------------
@@ -157,13 +160,16 @@ class GittinsRanker:
     def program_called_again(self, idle_since_s: float, now_s: float) -> None:
         """An idle program sent a new call: one observed gap."""
         self._gaps.append(max(0.0, now_s - idle_since_s))
+        self._new_gaps += 1
 
     def done_after_s(self) -> float:
-        if not self._gaps:
-            return self.min_idle_s
-        ordered = sorted(self._gaps)
-        p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
-        return max(self.min_idle_s, self.idle_factor * p99)
+        """max(min_idle_s, idle_factor x p99 of the gaps), recomputed every ``_GAP_REFRESH`` new gaps."""
+        if self._new_gaps >= _GAP_REFRESH or (self._new_gaps and len(self._gaps) <= _GAP_REFRESH):
+            ordered = sorted(self._gaps)
+            p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+            self._done_after_s = max(self.min_idle_s, self.idle_factor * p99)
+            self._new_gaps = 0
+        return self._done_after_s
 
     def collect(self, now_s: float, idle_since, unfinished=lambda: ()) -> bool:
         """Count programs idle for longer than ``done_after_s``; True when the ranking changed.
