@@ -3,18 +3,12 @@
 import math
 from types import SimpleNamespace
 
-from autellix_ray.bench.replay.ablation import (
-    FULL_POINTS,
-    default_jobs,
-    latency_stats,
-    ratio,
-    render,
-    trimmed,
-)
+from autellix_ray.bench.replay.ablation import FULL_POINTS, default_jobs, ratio, render
+from autellix_ray.bench.replay.metrics import latency_stats, trimmed
 
 
 def prog(arrival, latency):
-    return SimpleNamespace(arrival_s=arrival, latency_s=latency)
+    return SimpleNamespace(arrival_s=arrival, latency_s=latency, latency_per_token_s=latency / 10)
 
 
 def test_trimming_keeps_programs_arriving_in_the_middle_80_percent():

@@ -216,6 +216,11 @@ def write_outputs(doc: dict[str, Any], out_dir: Path) -> tuple[Path, Path, list[
 
     results_path = out_dir / "results" / "replay.json"
     results_path.parent.mkdir(parents=True, exist_ok=True)
+    if "regime_map" not in doc and results_path.exists():  # the regime map's rows outlive a rerun of this sweep
+        old = json.loads(results_path.read_text())
+        if "regime_map" in old:
+            doc["regime_map"] = old["regime_map"]
+            doc.setdefault("summary", {})["regime_map"] = old.get("summary", {}).get("regime_map")
     results_path.write_text(json.dumps(_clean(doc), indent=1, allow_nan=False) + "\n")
     figures = write_figures(doc, out_dir / "figures")
     report = write_report(doc, out_dir / "replay.md", figures, results_path)

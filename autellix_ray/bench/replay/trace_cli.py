@@ -7,7 +7,7 @@
 The trace is the documented JSONL format (``autellix_ray/bench/workloads/trace.py``; write
 one from a generator with ``python -m autellix_ray.bench.workloads --workload bfcl
 --write-trace FILE``). Every (preset, policy) replays the same programs on one engine
-(``engine.replay``), and the report has the ablation's stats (``ablation.latency_stats``
+(``engine.replay``), and the report has the ablation's stats (``metrics.latency_stats``
 over all programs and over the middle 80% of the arrival window): program response time
 mean/P50/P95/P99 in seconds, prefill tokens, prefix-cache hit rate, preemptions.
 
@@ -35,14 +35,9 @@ from typing import Any
 
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
 
-from autellix_ray.bench.replay.ablation import (
-    TRIM,
-    ablation_policies,
-    fmt_ratio,
-    ratio,
-    result_row,
-)
+from autellix_ray.bench.replay.ablation import ablation_policies, fmt_ratio, ratio
 from autellix_ray.bench.replay.config import DEFAULT_PRESET, POLICIES, EngineConfig, PolicySpec
+from autellix_ray.bench.replay.metrics import TRIM, run_row
 from autellix_ray.bench.workloads.model import Workload, assign_arrivals
 
 # srpt is the clairvoyant reference: its oracle needs each call's prompt and decode tokens,
@@ -80,7 +75,7 @@ def run_job(workload: Workload, preset: str, policy: PolicySpec, seed: int = 0, 
     from autellix_ray.bench.replay.engine import replay
 
     result = replay(workload, policy, engine_config=EngineConfig(preset=preset), seed=seed, on_progress=on_progress)
-    return {"preset": preset, "policy": policy.name, **result_row(result, policy)}
+    return {"preset": preset, "policy": policy.name, **run_row(result, policy)}
 
 
 def run_jobs(workload: Workload, jobs: list[tuple[str, PolicySpec]], workers: int, seed: int) -> list[dict]:
