@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         results_path, report, figures = write_outputs(doc, out_dir)
         print(f"wrote {results_path}, {report} and {len(figures)} figures in {wall / 60:.1f} min")
     for name, entry in doc["summary"].items():
-        if name.startswith("_"):
+        if name.startswith("_") or "measured" not in entry:  # (regime_map: the map's own totals)
             continue
         measured = entry["measured"]
         shown = f"{measured:.2f}" if isinstance(measured, float) else str(measured)
