@@ -91,7 +91,9 @@ def test_the_full_plan_covers_six_workloads_on_two_presets_at_eight_loads():
 
 def _row(mean, p95=None, p99=None, ms=None):
     return {"trimmed": {"mean_s": mean, "p95_s": p95 or 2 * mean, "p99_s": p99 or 3 * mean,
-                        "mean_ms_per_token": ms if ms is not None else mean, "num_programs": 80}}
+                        "mean_ms_per_token": ms if ms is not None else mean, "num_programs": 80},
+            "prefix_hit_rate": 0.5, "prefill_tokens": 1e6, "recomputed_tokens": 0, "max_running": 256,
+            "max_waiting": 10}
 
 
 def _cell(points, unloaded_ms=1.0):
@@ -145,6 +147,7 @@ def test_summary_counts_and_report_print_undefined_for_censored_ratios():
     text = "\n".join(render(regime, None, __import__("pathlib").Path(".")))
     assert "never worse at **1 of 2** points" in text
     assert "| **autellix** (ours) | 1.00x | 0.67x |" in text
+    assert "every order ties up to 0.5x capacity, order matters from 2x" in text
     assert "| sharegpt a100-80gb | 1 | 1.0 s | 100-100 | 0.86x |" in text  # ours reaches 3 ms/token sooner
     regime["cells"]["sharegpt a100-80gb"]["points"]["2"]["policies"]["autellix"] = _row(2.5)  # never crosses
     regime["summary"] = summarize(regime)
