@@ -58,7 +58,7 @@ class Call:
         return self.thread_id if self.thread_id is not None else self.call_id
 
 
-@dataclass
+@dataclass(slots=True)  # slots: on_step and the starvation sweep touch these every step
 class CallState:
     call: Call
     arrival_s: float
@@ -147,13 +147,18 @@ class SchedulingPolicy(ABC):
 
     def starvation_totals(self, state: CallState, now_s: float) -> tuple[float, float]:
         """(W, T) of the anti-starvation rule: program totals plus the call's counters."""
-        row = self.table.find(state.call.program_id)
-        program_wait = self.program_wait_s(row) if row is not None else 0.0
-        program_service = self.program_service_s(row) if row is not None else 0.0
+        program_wait, program_service = self._program_totals(state.call.program_id)
         return (
             program_wait + state.wait_s(now_s),
             program_service + state.service_s,
         )
+
+    def _program_totals(self, program_id: str) -> tuple[float, float]:
+        """The program's (wait, service) in the anti-starvation ratio (0, 0 without a row)."""
+        row = self.table.find(program_id)
+        if row is None:
+            return 0.0, 0.0
+        return self.program_wait_s(row), self.program_service_s(row)
 
     # -- the interface ------------------------------------------------------
     def __contains__(self, call_id: object) -> bool:
@@ -245,8 +250,9 @@ class SchedulingPolicy(ABC):
 
         Unknown call ids are ignored (a finished call's late report).
         """
+        calls = self._calls
         for call_id, service in served.items():
-            st = self._calls.get(call_id)
+            st = calls.get(call_id)
             if st is None:
                 continue
             st.service_s += service
@@ -268,10 +274,16 @@ class SchedulingPolicy(ABC):
             return []
         floor = self._ranker.typical_size_s() if self._ranker is not None else 0.0  # see gittins.py
         promoted = []
+        totals: dict[str, tuple[float, float]] = {}  # program id -> _program_totals (fixed during a sweep)
         for queue in self._levels[1:]:
             for st in list(queue.values()):
-                wait, service = self.starvation_totals(st, now_s)
-                if wait > 0 and wait >= beta * max(service, floor):
+                # starvation_totals, inlined: this runs over every queued call
+                program_id = st.call.program_id
+                program = totals.get(program_id)
+                if program is None:
+                    program = totals[program_id] = self._program_totals(program_id)
+                wait = program[0] + max(0.0, now_s - st.arrival_s - st.busy_s)
+                if wait > 0 and wait >= beta * max(program[1] + st.service_s, floor):
                     self._promote(st, now_s)
                     promoted.append(st.call.call_id)
         return promoted

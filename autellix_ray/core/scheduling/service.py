@@ -24,6 +24,7 @@ for the order.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 SERVICE_UNITS = ("wall", "work")
@@ -54,3 +55,10 @@ class ServiceModel:
         if num_tokens <= 1:
             return self.decode_token_s * num_tokens
         return self.prefill_token_s * num_tokens
+
+    def step_services_s(self, num_tokens: Mapping[str, int], step_wall_s: float) -> dict[str, float]:
+        """``step_service_s`` of every call of a step (call id -> tokens computed), in the same order."""
+        if self.unit == "wall":
+            return dict.fromkeys(num_tokens, step_wall_s)
+        decode, prefill = self.decode_token_s, self.prefill_token_s
+        return {cid: decode * n if n <= 1 else prefill * n for cid, n in num_tokens.items()}
