@@ -154,3 +154,19 @@ def test_summary_counts_and_report_print_undefined_for_censored_ratios():
     text = "\n".join(render(regime, None, __import__("pathlib").Path(".")))
     assert "| 100-100 | undefined: censored (>=" in text
     assert math.isfinite(entry["points"][1]["mean_vs_vllm_opt"])
+
+
+def test_ablation_rows_run_our_default_of_the_cell_with_one_mechanism_off(tmp_path):
+    from autellix_ray.bench.replay.regime import Runner
+
+    plan = full_plan()
+    runner = Runner(plan, tmp_path / "replay.json", workers=1, policies=["vllm-opt", "autellix", "-starvation"],
+                    cells=None, rerun=False, progress=False)
+    moa = next(c for c in plan.cells if c.workload == "moa")
+    assert runner._policies(moa) == ["vllm-opt", "autellix-atlas", "-starvation"]
+    spec = runner._spec(moa, "-starvation")
+    assert spec.autellix_policy == "atlas" and spec.settings["beta"] is None and spec.name == "-starvation"
+    bfcl = next(c for c in plan.cells if c.workload == "bfcl")
+    assert runner._spec(bfcl, "-starvation").autellix_policy == "plas"
+    with pytest.raises(ValueError, match="unknown ablation row"):
+        runner._spec(bfcl, "-nothing")

@@ -60,17 +60,29 @@ class Point:
         return f"{self.workload} {self.num_programs} @ {self.rate:g}/s ({gpu})"
 
 
+# The default with one mechanism switched off: row name -> the plugin settings that switch it off.
+MECHANISMS_OFF: dict[str, dict[str, Any]] = {
+    "-program-order": {"order_within_queue": "call"},
+    "-work-service": {"service_unit": "wall"},
+    "-preemption": {"max_preemptions_per_step": 0},
+    "-gittins": {"queue_order": "attained"},
+    "-starvation": {"beta": None},
+}
+
+
+def mechanism_off(name: str, base: str = "autellix") -> PolicySpec:
+    """``base`` (the default, PLAS or ATLAS) with the mechanism ``name`` ("-preemption", ...) off."""
+    if name not in MECHANISMS_OFF:
+        raise ValueError(f"unknown ablation row {name!r}; choose one of {sorted(MECHANISMS_OFF)}")
+    return get_policy(base).with_settings(name, **MECHANISMS_OFF[name])
+
+
 def ablation_policies() -> list[PolicySpec]:
-    default = get_policy("autellix")
     return [
         get_policy("vllm-opt"),
         get_policy("plas"),
-        default,
-        default.with_settings("-program-order", order_within_queue="call"),
-        default.with_settings("-work-service", service_unit="wall"),
-        default.with_settings("-preemption", max_preemptions_per_step=0),
-        default.with_settings("-gittins", queue_order="attained"),
-        default.with_settings("-starvation", beta=None),
+        get_policy("autellix"),
+        *[mechanism_off(name) for name in MECHANISMS_OFF],
         get_policy("program-fcfs"),
         get_policy("srpt"),
     ]

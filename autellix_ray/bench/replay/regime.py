@@ -287,8 +287,19 @@ class Runner:
         self.measured: set[str] = set()  # cells whose capacity this run measured
 
     def _policies(self, cell: Cell) -> list[str]:
+        """The plan's policies (``--policy`` filters them; "autellix" names ours in DAG cells too), plus
+        any ablation row asked for ("-starvation": our default with that mechanism off)."""
         names = self.plan.policies(cell)
-        return [n for n in names if not self.only or n in self.only or (n == cell.ours and "autellix" in self.only)]
+        keep = [n for n in names if not self.only or n in self.only or (n == cell.ours and "autellix" in self.only)]
+        return keep + [n for n in self.only or () if n.startswith("-")]
+
+    @staticmethod
+    def _spec(cell: Cell, name: str) -> PolicySpec:
+        if name.startswith("-"):
+            from autellix_ray.bench.replay.ablation import mechanism_off
+
+            return mechanism_off(name, cell.ours)
+        return get_policy(name)
 
     def _have(self, entry: dict[str, Any], key: str, policy: str) -> bool:
         return not self.rerun and policy in entry["points"].get(key, {}).get("policies", {})
@@ -333,7 +344,7 @@ class Runner:
             point.setdefault("policies", {})
             for name in self._policies(cell):
                 if not self._have(entry, key, name):
-                    self.ready.append(Task("point", cell, get_policy(name), n, rate, load, self.plan.seed))
+                    self.ready.append(Task("point", cell, self._spec(cell, name), n, rate, load, self.plan.seed))
 
     def _record(self, task: Task, row: dict[str, Any]) -> None:
         entry = cell_entry(self.regime, task.cell)
@@ -391,11 +402,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="replay processes in parallel")
     parser.add_argument("--cell", action="append", default=[],
                         help="only cells whose label starts with this, e.g. 'bfcl a100-80gb' (repeatable)")
-    parser.add_argument("--policy", action="append", default=[], help="only these policies (repeatable)")
+    parser.add_argument("--policy", action="append", default=[],
+                        help="only these policies (repeatable); an ablation row adds our default with one "
+                             "mechanism off, e.g. --policy=-starvation")
     parser.add_argument("--rerun", action="store_true", help="replace rows that exist instead of skipping them")
     parser.add_argument("--render-only", action="store_true", help="no runs: rewrite the summary, report, figure")
     args = parser.parse_args(argv)
     plan = quick_plan() if args.quick else medium_plan() if args.medium else full_plan()
+    from autellix_ray.bench.replay.ablation import MECHANISMS_OFF
+
+    bad = [n for n in args.policy if n.startswith("-") and n not in MECHANISMS_OFF]
+    if bad:
+        parser.error(f"unknown ablation row(s) {bad}; choose from {sorted(MECHANISMS_OFF)}")
     known = {c.label for c in plan.cells}
     if args.cell and not any(lb.startswith(s) for s in args.cell for lb in known):
         parser.error(f"no cell matches {args.cell}; cells: {sorted(known)}")
