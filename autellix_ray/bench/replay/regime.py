@@ -273,8 +273,9 @@ class Runner:
     """Executes a plan cell by cell on a process pool, writing every row as it lands."""
 
     def __init__(self, plan: RegimePlan, path: Path, *, workers: int, policies: list[str] | None,
-                 cells: list[str] | None, rerun: bool, progress: bool = True) -> None:
+                 cells: list[str] | None, rerun: bool, progress: bool = True, loads: list[float] | None = None) -> None:
         self.plan, self.path, self.workers, self.rerun = plan, path, workers, rerun
+        self.loads = loads  # only these loads (x capacity); None: the plan's
         self.cells = [c for c in plan.cells if not cells or any(c.label.startswith(s) for s in cells)]
         self.only = policies
         self.doc = load_doc(path)
@@ -332,6 +333,8 @@ class Runner:
         entry = cell_entry(self.regime, cell)
         capacity = entry["capacity"]["capacity"]
         for load in self.plan.loads:
+            if self.loads and load not in self.loads:
+                continue
             rate = round(load * capacity, 6)
             n = cell.num_programs(rate, entry["unloaded"]["mean_s"], self.plan.window_factor)
             key = f"{load:g}"
@@ -405,6 +408,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--policy", action="append", default=[],
                         help="only these policies (repeatable); an ablation row adds our default with one "
                              "mechanism off, e.g. --policy=-starvation")
+    parser.add_argument("--load", action="append", type=float, default=[],
+                        help="only these loads, x capacity (repeatable), e.g. --load 3")
     parser.add_argument("--rerun", action="store_true", help="replace rows that exist instead of skipping them")
     parser.add_argument("--render-only", action="store_true", help="no runs: rewrite the summary, report, figure")
     args = parser.parse_args(argv)
@@ -420,8 +425,11 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out_dir)
     path = out / "results" / "replay.json"
     if not args.render_only:
+        unknown = sorted(set(args.load) - set(plan.loads))
+        if unknown:
+            parser.error(f"load(s) {unknown} not in the plan's {list(plan.loads)}")
         runner = Runner(plan, path, workers=args.workers, policies=args.policy or None, cells=args.cell or None,
-                        rerun=args.rerun)
+                        rerun=args.rerun, loads=args.load or None)
         runner.run("python -m autellix_ray.bench.replay.regime " + shlex.join(argv))
     from autellix_ray.bench.replay.regime_report import write_regime
 
