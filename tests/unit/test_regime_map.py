@@ -170,3 +170,15 @@ def test_ablation_rows_run_our_default_of_the_cell_with_one_mechanism_off(tmp_pa
     assert runner._spec(bfcl, "-starvation").autellix_policy == "plas"
     with pytest.raises(ValueError, match="unknown ablation row"):
         runner._spec(bfcl, "-nothing")
+
+
+def test_results_round_trip_keeps_non_finite_numbers(tmp_path):
+    from autellix_ray.bench.replay.regime import load_doc, save_doc
+
+    path = tmp_path / "results" / "replay.json"
+    save_doc(path, {"regime_map": {"tries": [{"arrivals_per_completion": math.inf, "capacity": math.nan,
+                                              "label": "sharegpt"}]}})
+    back = load_doc(path)["regime_map"]["tries"][0]
+    assert back["arrivals_per_completion"] == math.inf and math.isnan(back["capacity"])
+    assert back["label"] == "sharegpt"
+    assert next_capacity_rate([{**back, "rate": 2.0, "overloaded": True, "capacity": 1.0}], 1.0) == pytest.approx(1.25)

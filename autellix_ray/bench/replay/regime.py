@@ -244,8 +244,20 @@ def run_task(task: Task) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------- results file
 
+_NON_FINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+
+
+def _restore(value: Any) -> Any:
+    """Undo ``save_doc``'s JSON-safe strings: "inf", "-inf", "nan" are floats again."""
+    if isinstance(value, dict):
+        return {k: _restore(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_restore(v) for v in value]
+    return _NON_FINITE.get(value, value) if isinstance(value, str) else value
+
+
 def load_doc(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text()) if path.exists() else {}
+    return _restore(json.loads(path.read_text())) if path.exists() else {}
 
 
 def save_doc(path: Path, doc: dict[str, Any]) -> None:
