@@ -182,3 +182,11 @@ def test_results_round_trip_keeps_non_finite_numbers(tmp_path):
     assert back["arrivals_per_completion"] == math.inf and math.isnan(back["capacity"])
     assert back["label"] == "sharegpt"
     assert next_capacity_rate([{**back, "rate": 2.0, "overloaded": True, "capacity": 1.0}], 1.0) == pytest.approx(1.25)
+
+
+def test_paper_metric_uses_only_loads_both_policies_ran():
+    # vLLM-opt has a point at 1/s that ours lacks: without it both cross 3 ms/token between 0 and 2/s.
+    cell = _cell([(1.0, {"vllm-opt": _row(2.0)}),
+                  (2.0, {"vllm-opt": _row(6.0), "autellix": _row(6.0)})])
+    r = throughput_ratio(cell, "autellix", 3.0)
+    assert r["value"] == pytest.approx(1.0)

@@ -78,6 +78,8 @@ def throughput_ratio(cell: dict[str, Any], policy: str, k: float) -> dict[str, A
     """policy / vLLM-opt throughput at k x unloaded; value None when censored or unmeasured."""
     unloaded = cell.get("unloaded", {}).get("mean_ms_per_token")
     ours, base = curve(cell, policy), curve(cell, "vllm-opt")
+    common = {r for r, _ in ours} & {r for r, _ in base}  # the same loads on both curves, or the ratio lies
+    ours, base = [pt for pt in ours if pt[0] in common], [pt for pt in base if pt[0] in common]
     if unloaded is None or not ours or not base:
         return {"value": None, "why": "not measured"}
     target = k * unloaded
