@@ -280,7 +280,7 @@ ORDER_MATTERS = 0.05  # a policy more than 5% from vLLM-opt's mean: the order ma
 
 def reading(cell: dict[str, Any]) -> str:
     """One measured sentence per cell: from which load order matters, and what the cache did at the top."""
-    pts = [p for p in _points(cell) if "vllm-opt" in p["policies"]]
+    pts = [p for p in _points(cell) if "vllm-opt" in p["policies"] and len(p["policies"]) > 1]
     if not pts:
         return "no vLLM-opt rows yet."
 
