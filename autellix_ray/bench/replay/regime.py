@@ -61,7 +61,6 @@ DEEP_OVERLOAD = 1.5  # ... above this, the completion rate may be a thrashing on
 RAISE = 1.5  # a run that kept up: the next try's rate, x this one's
 MAX_CAPACITY_TRIES = 5
 MIN_COMPLETIONS = 20  # fewer completions in the capacity window: measured over the whole run instead
-UNLOADED_GAP_S = 1e6
 A100_80 = "a100-80gb/llama-3.1-8b"
 A100_40 = "a100-40gb/llama-3.1-8b"
 BASELINES = ("vllm", "mlfq")  # the truthful baselines beyond the core four
@@ -215,21 +214,15 @@ class Task:
 
 
 def run_task(task: Task) -> dict[str, Any]:
-    import logging
-    import warnings
-
-    warnings.simplefilter("ignore")
-    logging.getLogger("vllm").setLevel(logging.ERROR)
     from autellix_ray.bench.replay.ablation import git_commit
     from autellix_ray.bench.replay.engine import replay
+    from autellix_ray.bench.replay.sweep import _quiet_worker, unloaded
     from autellix_ray.bench.workloads import make_workload
-    from autellix_ray.bench.workloads.model import Workload, assign_arrivals
 
+    _quiet_worker()
     workload = make_workload(task.cell.workload, task.num_programs, task.rate, task.seed, **task.cell.options)
     if task.kind == "unloaded":
-        programs = workload.programs[: task.cell.unloaded_programs]
-        workload = Workload(workload.name, assign_arrivals(programs, [i * UNLOADED_GAP_S for i in range(len(programs))]),
-                            None, task.seed, workload.synthetic, workload.description)
+        workload = unloaded(workload, task.cell.unloaded_programs)
     result = replay(workload, task.policy, engine_config=EngineConfig(preset=task.cell.preset), seed=task.seed)
     row = {"policy": task.policy.name, "commit": git_commit(), "rate": task.rate, **run_row(result, task.policy)}
     if task.kind == "unloaded":

@@ -119,21 +119,27 @@ def _quiet_worker() -> None:
     logging.getLogger("vllm").setLevel(logging.ERROR)
 
 
+def unloaded(workload: Any, num_programs: int) -> Any:
+    """The first ``num_programs`` programs of ``workload``, each arriving alone (``UNLOADED_GAP_S`` apart)."""
+    from autellix_ray.bench.workloads.model import Workload, assign_arrivals
+
+    programs = workload.programs[:num_programs]
+    arrivals = [i * UNLOADED_GAP_S for i in range(len(programs))]
+    return Workload(workload.name, assign_arrivals(programs, arrivals), None, workload.seed,
+                    workload.synthetic, workload.description)
+
+
 def run_task(task: Task, model_path: str | None = None) -> dict[str, Any]:
     """Execute one run; returns its summary record (see ``metrics.summarize``)."""
     _quiet_worker()
     from autellix_ray.bench.replay.engine import replay
     from autellix_ray.bench.replay.metrics import summarize
     from autellix_ray.bench.workloads import make_workload
-    from autellix_ray.bench.workloads.model import Workload, assign_arrivals
 
     t0 = time.process_time()
     workload = make_workload(task.workload, task.num_programs, task.rate, task.seed, **task.options)
     if task.kind == "unloaded":
-        programs = workload.programs[: task.subset]
-        arrivals = [i * UNLOADED_GAP_S for i in range(len(programs))]
-        workload = Workload(workload.name, assign_arrivals(programs, arrivals), None, task.seed,
-                            workload.synthetic, workload.description)
+        workload = unloaded(workload, task.subset)
     result = replay(
         workload, task.policy, num_engines=task.num_engines, router=task.router,
         router_params=task.router_params, engine_config=task.engine, model_path=model_path, seed=task.seed,
