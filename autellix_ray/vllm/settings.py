@@ -35,7 +35,7 @@ DEFAULT_MAX_PREEMPTIONS_PER_STEP = 4
 # coding agent on an A100-40GB: 6.4x vLLM-opt's mean latency unbounded, 1.2x better with it).
 DEFAULT_PREEMPT_MAX_VICTIM_TOKENS: int | None = 2048
 DEFAULT_PREEMPT_MIN_RUN_STEPS = 0  # hysteresis off by default: not measured to help yet
-_QUEUE_KEYS = ("boundaries_s", "quanta_s", "beta", "reevaluate_every_steps", "order_within_queue", "queue_order")
+_QUEUE_KEYS = ("boundaries_s", "quanta_s", "beta", "beta_vs_median", "reevaluate_every_steps", "order_within_queue", "queue_order")
 _SERVICE_KEYS = {"service_unit": "unit", "decode_token_s": "decode_token_s", "prefill_token_s": "prefill_token_s"}
 
 

@@ -77,6 +77,30 @@ def mechanism_off(name: str, base: str = "autellix") -> PolicySpec:
     return get_policy(base).with_settings(name, **MECHANISMS_OFF[name])
 
 
+def variant(name: str, base: str = "autellix") -> PolicySpec:
+    """``base`` with plugin settings changed, named by them: "+beta_vs_median=2,beta=4".
+
+    Values are read as JSON (numbers, null, true/false, lists), else kept as strings; unknown
+    settings fail when the engine starts, so they are checked here against the plugin's keys.
+    """
+    from autellix_ray.vllm.settings import PluginSettings
+
+    if not name.startswith("+") or "=" not in name:
+        raise ValueError(f"a variant row is +KEY=VALUE[,KEY=VALUE...], got {name!r}")
+    settings: dict[str, Any] = {}
+    for item in name[1:].split(","):
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"a variant row is +KEY=VALUE[,KEY=VALUE...], got {name!r}")
+        try:
+            settings[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            settings[key.strip()] = raw
+    spec = get_policy(base).with_settings(name, **settings)
+    PluginSettings.from_mapping({"policy": spec.autellix_policy, **spec.settings})  # raises on bad keys/values
+    return spec
+
+
 def ablation_policies() -> list[PolicySpec]:
     return [
         get_policy("vllm-opt"),

@@ -294,10 +294,11 @@ class Runner:
 
     def _policies(self, cell: Cell) -> list[str]:
         """The plan's policies (``--policy`` filters them; "autellix" names ours in DAG cells too), plus
-        any ablation row asked for ("-starvation": our default with that mechanism off)."""
+        any ablation row asked for ("-starvation": our default with that mechanism off; "+beta=4": with
+        that setting)."""
         names = self.plan.policies(cell)
         keep = [n for n in names if not self.only or n in self.only or (n == cell.ours and "autellix" in self.only)]
-        return keep + [n for n in self.only or () if n.startswith("-")]
+        return keep + [n for n in self.only or () if n[:1] in "-+"]
 
     @staticmethod
     def _spec(cell: Cell, name: str) -> PolicySpec:
@@ -305,6 +306,10 @@ class Runner:
             from autellix_ray.bench.replay.ablation import mechanism_off
 
             return mechanism_off(name, cell.ours)
+        if name.startswith("+"):
+            from autellix_ray.bench.replay.ablation import variant
+
+            return variant(name, cell.ours)
         return get_policy(name)
 
     def _have(self, entry: dict[str, Any], key: str, policy: str) -> bool:
@@ -412,18 +417,24 @@ def main(argv: list[str] | None = None) -> int:
                         help="only cells whose label starts with this, e.g. 'bfcl a100-80gb' (repeatable)")
     parser.add_argument("--policy", action="append", default=[],
                         help="only these policies (repeatable); an ablation row adds our default with one "
-                             "mechanism off, e.g. --policy=-starvation")
+                             "mechanism off, e.g. --policy=-starvation, a variant row with settings changed, "
+                             "e.g. --policy=+beta_vs_median=2")
     parser.add_argument("--load", action="append", type=float, default=[],
                         help="only these loads, x capacity (repeatable), e.g. --load 3")
     parser.add_argument("--rerun", action="store_true", help="replace rows that exist instead of skipping them")
     parser.add_argument("--render-only", action="store_true", help="no runs: rewrite the summary, report, figure")
     args = parser.parse_args(argv)
     plan = quick_plan() if args.quick else medium_plan() if args.medium else full_plan()
-    from autellix_ray.bench.replay.ablation import MECHANISMS_OFF
+    from autellix_ray.bench.replay.ablation import MECHANISMS_OFF, variant
 
     bad = [n for n in args.policy if n.startswith("-") and n not in MECHANISMS_OFF]
     if bad:
         parser.error(f"unknown ablation row(s) {bad}; choose from {sorted(MECHANISMS_OFF)}")
+    for name in (n for n in args.policy if n.startswith("+")):
+        try:
+            variant(name)
+        except ValueError as exc:
+            parser.error(str(exc))
     known = {c.label for c in plan.cells}
     if args.cell and not any(lb.startswith(s) for s in args.cell for lb in known):
         parser.error(f"no cell matches {args.cell}; cells: {sorted(known)}")

@@ -26,6 +26,7 @@ reports the step's wall time for every call in the batch; see its module header)
 from __future__ import annotations
 
 import itertools
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -268,24 +269,37 @@ class SchedulingPolicy(ABC):
         return self.promote_starved(now_s)
 
     def promote_starved(self, now_s: float) -> list[str]:
-        """Anti-starvation sweep: promote every call with W / T >= beta to Q1."""
+        """Anti-starvation sweep: promote every call with W / T >= beta to Q1 (and, with
+        ``beta_vs_median``, W / T >= that factor x the median W / T of the calls swept)."""
         beta = self.config.beta
         if beta is None:
             return []
         floor = self._ranker.typical_size_s() if self._ranker is not None else 0.0  # see gittins.py
-        promoted = []
+        starved: list[tuple[float, CallState]] = []  # (W / T, call) of every call past the absolute rule
+        ratios: list[float] = []  # W / T of every call swept (for the median)
+        relative = self.config.beta_vs_median
         totals: dict[str, tuple[float, float]] = {}  # program id -> _program_totals (fixed during a sweep)
         for queue in self._levels[1:]:
-            for st in list(queue.values()):
+            for st in queue.values():
                 # starvation_totals, inlined: this runs over every queued call
                 program_id = st.call.program_id
                 program = totals.get(program_id)
                 if program is None:
                     program = totals[program_id] = self._program_totals(program_id)
                 wait = program[0] + max(0.0, now_s - st.arrival_s - st.busy_s)
-                if wait > 0 and wait >= beta * max(program[1] + st.service_s, floor):
-                    self._promote(st, now_s)
-                    promoted.append(st.call.call_id)
+                service = max(program[1] + st.service_s, floor)
+                if relative is not None:
+                    ratios.append(wait / service if service > 0 else (math.inf if wait > 0 else 0.0))
+                if wait > 0 and wait >= beta * service:
+                    starved.append((wait / service if service > 0 else math.inf, st))
+        if relative is not None and starved:
+            ratios.sort()
+            bar = relative * ratios[(len(ratios) - 1) // 2]  # the lower median
+            starved = [(ratio, st) for ratio, st in starved if ratio >= bar]
+        promoted = []
+        for _, st in starved:
+            self._promote(st, now_s)
+            promoted.append(st.call.call_id)
         return promoted
 
     def finish(self, call_id: str, now_s: float) -> FinishedCall:

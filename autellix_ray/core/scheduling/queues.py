@@ -15,6 +15,14 @@ Parameters (``QueueConfig``):
   program then waited 2.75x its service at beta = 2. We never reset, so a
   demoted call is promoted again as soon as the program's W / T reaches beta,
   which holds the bound (the same test: 1.9x).
+- ``beta_vs_median``: bounds anti-starvation in overload. With it set, a call is promoted
+  only when its W / T is also >= ``beta_vs_median`` x the median W / T of the calls the
+  sweep looks at (those outside the first slot). Below capacity that median is small and
+  the absolute rule (beta) decides alone; in overload every program's wait outgrows beta x
+  its service, the absolute rule promotes nearly everyone and the order degrades to arrival
+  order (Mixed at 3x capacity: 87k promotions, 1.09x vLLM-opt; with anti-starvation off
+  1.60x). Relative to the median, only the programs starved compared to the others are
+  promoted. None: the absolute rule alone (the paper).
 - ``reevaluate_every_steps``: the anti-starvation sweep runs every N engine steps
   (multi-step scheduling); demotion of served calls is checked every step.
 - ``order_within_queue``: how calls of one queue are ordered. ``"call"``: by call
@@ -60,6 +68,7 @@ class QueueConfig:
     boundaries_s: tuple[float, ...] = DEFAULT_BOUNDARIES_S
     quanta_s: tuple[float, ...] | None = None
     beta: float | None = DEFAULT_BETA
+    beta_vs_median: float | None = None
     reevaluate_every_steps: int = DEFAULT_REEVALUATE_EVERY_STEPS
     order_within_queue: str | None = None
     queue_order: str | None = None
@@ -86,6 +95,10 @@ class QueueConfig:
                 raise ValueError(f"quanta_s must all be > 0, got {q!r}")
         if self.beta is not None and not (self.beta > 0 and math.isfinite(self.beta)):
             raise ValueError(f"beta must be a finite number > 0 (or None to disable), got {self.beta!r}")
+        if self.beta_vs_median is not None and not (self.beta_vs_median > 0 and math.isfinite(self.beta_vs_median)):
+            raise ValueError(
+                f"beta_vs_median must be a finite number > 0 (or None to disable), got {self.beta_vs_median!r}"
+            )
         if not isinstance(self.reevaluate_every_steps, int) or self.reevaluate_every_steps < 1:
             raise ValueError(
                 f"reevaluate_every_steps must be an integer >= 1, got {self.reevaluate_every_steps!r}"
