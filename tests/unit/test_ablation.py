@@ -68,3 +68,20 @@ def test_summary_judges_never_worse_and_the_overload_target():
     assert s["overload"]["best_reference_gain"] == 2.5
     assert not s["worse"]["never_worse"]["met"]  # P95 1.1x worse
     assert "overload" not in s["worse"]  # no reference rows: the overload target is not judged
+
+
+def test_a_variant_row_is_the_default_with_the_named_settings():
+    import pytest
+
+    from autellix_ray.bench.replay.ablation import variant
+
+    spec = variant("+beta_vs_median=2,order_within_queue=call", "autellix-atlas")
+    assert spec.name == "+beta_vs_median=2,order_within_queue=call" and spec.autellix_policy == "atlas"
+    assert spec.settings == {"beta_vs_median": 2, "order_within_queue": "call"}
+    assert variant("+beta=null").settings == {"beta": None}
+    with pytest.raises(ValueError, match="unknown autellix setting"):
+        variant("+no_such_setting=1")
+    with pytest.raises(ValueError, match="beta_vs_median must be"):
+        variant("+beta_vs_median=-1")
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        variant("+beta")

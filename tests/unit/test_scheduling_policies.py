@@ -101,6 +101,39 @@ def test_anti_starvation_disabled_with_beta_none():
     assert policy.level("s") == 2 and policy.promote_starved(1000.0) == []
 
 
+def _overloaded(beta_vs_median):
+    """Five programs of 2 s service each waiting in Q3 (all past beta = 2 after 10 s), and one
+    that has waited four times as long relative to its service."""
+    policy = make_scheduling_policy("plas", boundaries_s=BOUNDS, beta=2.0, beta_vs_median=beta_vs_median,
+                                    reevaluate_every_steps=1, queue_order="attained")
+    for k in range(5):
+        finish_with_service(policy, f"old{k}", f"p{k}", 2.0, 0.0)
+        policy.add(Call(f"c{k}", f"p{k}"), 2.0)
+    policy.table.call_arrived("outlier", "t", (), 0.0)
+    policy.table.call_finished("outlier", "t", 2.0, 60.0, 0.0, 2.0)  # it waited 60 s before
+    policy.add(Call("o", "outlier"), 2.0)
+    return policy
+
+
+def test_absolute_anti_starvation_promotes_everyone_in_overload():
+    policy = _overloaded(None)
+    assert sorted(policy.promote_starved(12.0)) == ["c0", "c1", "c2", "c3", "c4", "o"]
+
+
+def test_anti_starvation_relative_to_the_median_promotes_only_the_outlier():
+    policy = _overloaded(2.0)
+    # W / T: 5 for every p_k (10 s / 2 s), 35 for the outlier; the bar is 2 x the median 5
+    assert policy.promote_starved(12.0) == ["o"]
+    assert [policy.level(f"c{k}") for k in range(5)] == [2] * 5
+    # below capacity (the others have not waited yet) the outlier is promoted as by the absolute rule
+    assert _overloaded(2.0).promote_starved(2.5) == ["o"] == _overloaded(None).promote_starved(2.5)
+
+
+def test_beta_vs_median_is_validated():
+    with pytest.raises(ValueError, match="beta_vs_median must be"):
+        make_scheduling_policy("plas", beta_vs_median=0)
+
+
 def test_mlfq_anti_starvation_is_call_level():
     # The program waited a lot before, but MLFQ only looks at the call itself.
     policy = make_scheduling_policy("mlfq", boundaries_s=BOUNDS, beta=1.0, reevaluate_every_steps=1)
