@@ -274,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--point", action="append", default=[],
                         help="only points whose label starts with this, e.g. 'bfcl 1500 @ 16' (repeatable)")
     parser.add_argument("--policy", action="append", default=[],
-                        help="these policies at every point (repeatable; rows starting with '-': --policy=-preemption)")
+                        help="these policies at every point (repeatable; rows starting with '-': --policy=-preemption; "
+                             "variants of the default: --policy=+beta_vs_median=4)")
     parser.add_argument("--render-only", action="store_true",
                         help="rewrite the summary and cache_coherence.md from the results file, run nothing")
     args = parser.parse_args(argv)
@@ -286,7 +287,11 @@ def main(argv: list[str] | None = None) -> int:
         jobs = [(pt, get_policy(p)) for pt in QUICK_POINTS for p in QUICK_POLICIES]
     elif args.policy:  # the named policies at every (selected) point
         named = {pol.name: pol for pol in ablation_policies()}
-        jobs = [(pt, named[name] if name in named else get_policy(name)) for pt in FULL_POINTS for name in args.policy]
+        try:
+            chosen = [named[n] if n in named else variant(n) if n.startswith("+") else get_policy(n) for n in args.policy]
+        except ValueError as exc:
+            parser.error(str(exc))
+        jobs = [(pt, pol) for pt in FULL_POINTS for pol in chosen]
     else:
         jobs = default_jobs(FULL_POINTS)
     jobs = [(pt, pol) for pt, pol in jobs if not args.point or any(pt.label.startswith(p) for p in args.point)]
