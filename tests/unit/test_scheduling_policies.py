@@ -129,6 +129,22 @@ def test_anti_starvation_relative_to_the_median_promotes_only_the_outlier():
     assert _overloaded(2.0).promote_starved(2.5) == ["o"] == _overloaded(None).promote_starved(2.5)
 
 
+def test_a_lone_starved_call_is_promoted_under_the_relative_rule():
+    """The median is over every active call, the running ones too: a single starved call is
+    an outlier against calls that are being served, not its own median."""
+    policy = make_scheduling_policy("plas", boundaries_s=BOUNDS, beta=2.0, beta_vs_median=4.0,
+                                    reevaluate_every_steps=1, queue_order="attained")
+    finish_with_service(policy, "old", "starved", 2.0, 0.0)
+    policy.add(Call("s", "starved"), 2.0)
+    for k in range(3):
+        policy.add(Call(f"r{k}", f"runner{k}"), 2.0)
+    now = 2.0
+    while policy.level("s") != 0 and now < 20.0:
+        now += 0.25
+        policy.on_step({f"r{k}": 0.25 for k in range(3)}, now, 0.25)
+    assert now == pytest.approx(6.0, abs=0.3)  # as with the absolute rule (W / T = 2 after 4 s)
+
+
 def test_beta_vs_median_is_validated():
     with pytest.raises(ValueError, match="beta_vs_median must be"):
         make_scheduling_policy("plas", beta_vs_median=0)

@@ -270,16 +270,18 @@ class SchedulingPolicy(ABC):
 
     def promote_starved(self, now_s: float) -> list[str]:
         """Anti-starvation sweep: promote every call with W / T >= beta to Q1 (and, with
-        ``beta_vs_median``, W / T >= that factor x the median W / T of the calls swept)."""
+        ``beta_vs_median``, W / T >= that factor x the median W / T of all active calls)."""
         beta = self.config.beta
         if beta is None:
             return []
         floor = self._ranker.typical_size_s() if self._ranker is not None else 0.0  # see gittins.py
-        starved: list[tuple[float, CallState]] = []  # (W / T, call) of every call past the absolute rule
-        ratios: list[float] = []  # W / T of every call swept (for the median)
         relative = self.config.beta_vs_median
+        starved: list[tuple[float, CallState]] = []  # (W / T, call) of the calls past the absolute rule
+        ratios: list[float] = []  # W / T of every active call (for the median)
         totals: dict[str, tuple[float, float]] = {}  # program id -> _program_totals (fixed during a sweep)
-        for queue in self._levels[1:]:
+        for slot, queue in enumerate(self._levels):
+            if slot == 0 and relative is None:
+                continue  # already first: only the median looks at these
             for st in queue.values():
                 # starvation_totals, inlined: this runs over every queued call
                 program_id = st.call.program_id
@@ -288,10 +290,11 @@ class SchedulingPolicy(ABC):
                     program = totals[program_id] = self._program_totals(program_id)
                 wait = program[0] + max(0.0, now_s - st.arrival_s - st.busy_s)
                 service = max(program[1] + st.service_s, floor)
+                ratio = wait / service if service > 0 else (math.inf if wait > 0 else 0.0)
                 if relative is not None:
-                    ratios.append(wait / service if service > 0 else (math.inf if wait > 0 else 0.0))
-                if wait > 0 and wait >= beta * service:
-                    starved.append((wait / service if service > 0 else math.inf, st))
+                    ratios.append(ratio)
+                if slot and wait > 0 and wait >= beta * service:
+                    starved.append((ratio, st))
         if relative is not None and starved:
             ratios.sort()
             bar = relative * ratios[(len(ratios) - 1) // 2]  # the lower median

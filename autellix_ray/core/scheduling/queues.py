@@ -16,8 +16,8 @@ Parameters (``QueueConfig``):
   demoted call is promoted again as soon as the program's W / T reaches beta,
   which holds the bound (the same test: 1.9x).
 - ``beta_vs_median``: bounds anti-starvation in overload. With it set, a call is promoted
-  only when its W / T is also >= ``beta_vs_median`` x the median W / T of the calls the
-  sweep looks at (those outside the first slot). Below capacity that median is small and
+  only when its W / T is also >= ``beta_vs_median`` x the median W / T of all active calls
+  (running or waiting, in any queue). Below capacity that median is small and
   the absolute rule (beta) decides alone; in overload every program's wait outgrows beta x
   its service, the absolute rule promotes nearly everyone and the order degrades to arrival
   order (Mixed at 3x capacity: 87k promotions, 1.09x vLLM-opt; with anti-starvation off
