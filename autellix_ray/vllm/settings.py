@@ -4,7 +4,7 @@
     vllm serve:   --additional-config '{"autellix": {"policy": "atlas"}}'
 
 Keys: ``policy`` (fcfs | mlfq | plas | atlas | srpt), the queue parameters of
-``autellix_ray.core.QueueConfig`` (boundaries_s, quanta_s, beta,
+``autellix_ray.core.QueueConfig`` (boundaries_s, quanta_s, beta, beta_vs_median,
 reevaluate_every_steps, order_within_queue, queue_order), the service accounting of
 ``autellix_ray.core.ServiceModel`` (service_unit, decode_token_s, prefill_token_s),
 ``max_preemptions_per_step`` (proactive preemption bound; 0 disables it) and its
@@ -15,7 +15,7 @@ can be preempted), and the engine-local program table's ``idle_timeout_s`` and
 ``max_programs``. Unknown keys and bad values raise ValueError at engine start.
 
 The paper's PLAS/ATLAS exactly: ``{"service_unit": "wall", "queue_order": "attained",
-"order_within_queue": "call", "preempt_max_victim_tokens": None}`` (the replay's ``plas``/``atlas``, ``bench/replay/config.py``).
+"order_within_queue": "call", "preempt_max_victim_tokens": None, "beta_vs_median": None}`` (the replay's ``plas``/``atlas``, ``bench/replay/config.py``).
 """
 
 from __future__ import annotations

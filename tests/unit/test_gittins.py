@@ -99,7 +99,7 @@ def test_policy_learns_to_serve_the_nearly_done_first():
 
 
 def test_promoted_calls_run_first_whatever_the_queue_order():
-    policy = make_scheduling_policy("plas", boundaries_s=BOUNDS, beta=1.0, queue_order="gittins",
+    policy = make_scheduling_policy("plas", boundaries_s=BOUNDS, beta=1.0, beta_vs_median=None, queue_order="gittins",
                                     reevaluate_every_steps=1)
     policy._ranker.slots = policy._slot_of_level = (3, 2, 1, 0)  # Q4 first, Q1 last
     policy.add(Call("starved", "a", program_service_s=1.5), 0.0)  # Q2: slot 2

@@ -69,7 +69,8 @@ def test_plas_call_entering_mid_range_gets_the_rest_of_the_range():
 
 
 def test_plas_anti_starvation_promotes_a_starved_call_to_the_head_of_q1():
-    policy = make_scheduling_policy("plas", boundaries_s=BOUNDS, beta=2.0, reevaluate_every_steps=1)
+    # the paper's absolute rule (the relative bar's own tests follow)
+    policy = make_scheduling_policy("plas", boundaries_s=BOUNDS, beta=2.0, beta_vs_median=None, reevaluate_every_steps=1)
     finish_with_service(policy, "old", "starved", 2.0, 0.0)  # program service 2 -> Q3
     policy.add(Call("s", "starved"), 2.0)
     policy.add(Call("x", "other"), 2.0)
@@ -152,7 +153,7 @@ def test_beta_vs_median_is_validated():
 
 def test_mlfq_anti_starvation_is_call_level():
     # The program waited a lot before, but MLFQ only looks at the call itself.
-    policy = make_scheduling_policy("mlfq", boundaries_s=BOUNDS, beta=1.0, reevaluate_every_steps=1)
+    policy = make_scheduling_policy("mlfq", boundaries_s=BOUNDS, beta=1.0, beta_vs_median=None, reevaluate_every_steps=1)
     policy.table.call_arrived("p", "t", (), 0.0)
     policy.table.call_finished("p", "t", 0.1, 50.0, 0.0, 50.0)
     policy.add(Call("a", "p"), 50.0)
@@ -266,7 +267,7 @@ def test_call_order_inside_a_queue_is_the_papers(name):
 
 
 def test_program_order_survives_demotion_and_promotion():
-    policy = make_scheduling_policy("plas", boundaries_s=BOUNDS, beta=1.0, reevaluate_every_steps=1)
+    policy = make_scheduling_policy("plas", boundaries_s=BOUNDS, beta=1.0, beta_vs_median=None, reevaluate_every_steps=1)
     policy.add(Call("a", "old"), 0.0)
     policy.add(Call("b", "young"), 1.0)
     policy.on_step({"a": 1.5, "b": 1.5}, now_s=2.5, step_wall_s=1.5)  # both demoted to Q2

@@ -143,8 +143,11 @@ def test_without_anti_starvation_the_heavy_program_starves():
         programs[f"light{i}"] = (i * 0.6, [0.25, 0.25])  # 83% load while they last
     kwargs = {"boundaries_s": (0.0, 0.5, 1.0, 2.0, 4.0), "reevaluate_every_steps": 1, "queue_order": "attained"}
     starved = run_single_server(make_scheduling_policy("plas", beta=None, **kwargs), programs, tick)
-    guarded = run_single_server(make_scheduling_policy("plas", beta=2.0, **kwargs), programs, tick)
+    guarded = run_single_server(make_scheduling_policy("plas", beta=2.0, beta_vs_median=None, **kwargs), programs, tick)
+    relative = run_single_server(make_scheduling_policy("plas", beta=2.0, beta_vs_median=4.0, **kwargs), programs, tick)
     wait_off, service = starved["heavy"].wait_s, starved["heavy"].service_s
     wait_on = guarded["heavy"].wait_s
     assert wait_off > 2.0 * service + 2.0  # breaks the bound without the rule
     assert wait_on <= 2.0 * service + 2.0
+    # relative to the median the bar is higher (the light programs wait too), but it still holds
+    assert wait_on <= relative["heavy"].wait_s < wait_off

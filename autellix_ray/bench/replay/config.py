@@ -128,7 +128,7 @@ class PolicySpec:
 # inside a queue, and bound the recompute cost of a proactive victim; the paper does none of these).
 PAPER_SETTINGS: dict[str, Any] = {
     "service_unit": "wall", "queue_order": "attained", "order_within_queue": "call",
-    "preempt_max_victim_tokens": None,
+    "preempt_max_victim_tokens": None, "beta_vs_median": None,
 }
 PROGRAM_FCFS_SETTINGS: dict[str, Any] = {
     "boundaries_s": (0.0,), "beta": None, "order_within_queue": "program", "queue_order": "attained",
@@ -137,7 +137,7 @@ PROGRAM_FCFS_SETTINGS: dict[str, Any] = {
 POLICIES: dict[str, PolicySpec] = {
     "vllm": PolicySpec("vllm", None, prefix_caching=False),
     "vllm-opt": PolicySpec("vllm-opt", None, prefix_caching=True),
-    "mlfq": PolicySpec("mlfq", "mlfq", settings={"service_unit": "wall"}),
+    "mlfq": PolicySpec("mlfq", "mlfq", settings={"service_unit": "wall", "beta_vs_median": None}),
     "plas": PolicySpec("plas", "plas", settings=PAPER_SETTINGS),
     "atlas": PolicySpec("atlas", "atlas", settings=PAPER_SETTINGS),
     "autellix": PolicySpec("autellix", "plas"),

@@ -270,7 +270,8 @@ class SchedulingPolicy(ABC):
 
     def promote_starved(self, now_s: float) -> list[str]:
         """Anti-starvation sweep: promote every call with W / T >= beta to Q1 (and, with
-        ``beta_vs_median``, W / T >= that factor x the median W / T of all active calls)."""
+        ``beta_vs_median``, W / T >= that factor x the median W / T of the active calls that have
+        had service, when there are two or more)."""
         beta = self.config.beta
         if beta is None:
             return []
@@ -291,11 +292,11 @@ class SchedulingPolicy(ABC):
                 wait = program[0] + max(0.0, now_s - st.arrival_s - st.busy_s)
                 service = max(program[1] + st.service_s, floor)
                 ratio = wait / service if service > 0 else (math.inf if wait > 0 else 0.0)
-                if relative is not None:
+                if relative is not None and service > 0:  # no service yet: no ratio to compare
                     ratios.append(ratio)
                 if slot and wait > 0 and wait >= beta * service:
                     starved.append((ratio, st))
-        if relative is not None and starved:
+        if relative is not None and starved and len(ratios) > 1:  # alone: the absolute rule decides
             ratios.sort()
             bar = relative * ratios[(len(ratios) - 1) // 2]  # the lower median
             starved = [(ratio, st) for ratio, st in starved if ratio >= bar]
