@@ -17,6 +17,9 @@ queue; every policy replays the same programs (same seed). Rows per point:
 - ``-program-order``: the default with FCFS by call inside a queue.
 - ``-work-service``: the default with the paper's wall-time service.
 - ``-preemption``: the default with proactive preemption off.
+- ``-gittins``: queues served Q1 first (least attained service) instead of the Gittins order.
+- ``-starvation``: anti-starvation off; ``-relative-starvation``: the absolute rule alone
+  (W / T >= beta promotes, whatever the other programs waited).
 - ``program-fcfs``: one queue in program order (Continuum-style), and ``srpt``, the
   clairvoyant heuristic.
 
@@ -67,6 +70,7 @@ MECHANISMS_OFF: dict[str, dict[str, Any]] = {
     "-preemption": {"max_preemptions_per_step": 0},
     "-gittins": {"queue_order": "attained"},
     "-starvation": {"beta": None},
+    "-relative-starvation": {"beta_vs_median": None},  # the absolute rule alone (the paper's)
 }
 
 

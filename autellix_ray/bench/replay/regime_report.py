@@ -220,7 +220,9 @@ def render(regime: dict[str, Any], figure: Path | None, out_dir: Path) -> list[s
         "workload's measured capacity), per workload and GPU preset. `python -m autellix_ray.bench.replay.regime`",
         "(module header: what runs, how capacity is measured, how many programs). Latency = program response",
         f"time over the programs arriving in the middle {100 - 200 * regime['trim_fraction']:.0f}% of the arrival "
-        "window; `x` = vLLM-opt's / the policy's (> 1: better than vLLM-opt).",
+        "window; `x` = vLLM-opt's / the policy's (> 1: better than vLLM-opt). Rows starting with `-` are our",
+        "default with one mechanism off (`-relative-starvation`: the absolute anti-starvation rule alone, the",
+        "default until the relative one); rows `+KEY=VALUE` are our default with that plugin setting.",
         "",
         f"Targets so far: never worse at **{tot['never_worse_met']} of {tot['points']}** points; overload target "
         f"at {tot['overload_met']} of {tot['overload_points']} points where it applies; tail (P99 below capacity) "
