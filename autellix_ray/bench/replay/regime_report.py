@@ -152,6 +152,10 @@ def plot_regime(regime: dict[str, Any], path: Path) -> Path | None:
                              squeeze=False, sharex=True)
     styles = {"autellix": "C3", "autellix-atlas": "C3", "program-fcfs": "C2", "srpt": "C0", "plas": "C1",
               "atlas": "C1", "vllm": "C7", "mlfq": "C4"}
+    variants = sorted({n for c in cells.values() for p in c["points"].values() for n in p.get("policies", {})
+                       if n not in styles and n != "vllm-opt"})
+    spare = ("C5", "C6", "C8", "C9", "C1", "C4", "C7")  # ablation and variant rows: dashed, their own colour
+    styles.update({n: spare[k % len(spare)] for k, n in enumerate(variants)})
     for i, preset in enumerate(presets):
         for j, workload in enumerate(workloads):
             ax = axes[i][j]
@@ -173,7 +177,7 @@ def plot_regime(regime: dict[str, Any], path: Path) -> Path | None:
                         ys.append(row["trimmed"]["mean_s"] / base["trimmed"]["mean_s"])
                 label = "ours (default)" if name == cell["ours"] else name
                 shown += ys
-                ax.plot(xs, ys, "o-", ms=3, color=styles.get(name), label=label,
+                ax.plot(xs, ys, "o--" if name in variants else "o-", ms=3, color=styles.get(name), label=label,
                         lw=2.2 if name == cell["ours"] else 1.0)
             ax.set_yscale("log")
             ax.set_xscale("log")
