@@ -67,10 +67,13 @@ EVENT_CONFIGS = ((64, 256), (256, 1024))
 ASYNC_CONFIGS = {"churn": ((256, 2048),), "events": ((64, 256),)}
 CALLS_PER_PROGRAM = 4
 # Demote after 4, 8, 16, ... ms of service (steps of STEP_S); promote a call whose program
-# waited twice its service, checked every step; the plugin's default preemption bound.
+# waited twice its service, checked every step (the absolute rule: with the default relative
+# bar, programs this alike are never starved compared to the median one, so nothing would be
+# promoted); the plugin's default preemption bound.
 EVENT_SETTINGS = {
     "boundaries_s": [0.0, 0.004, 0.008, 0.016, 0.032, 0.064],
     "beta": 2.0,
+    "beta_vs_median": None,
     "reevaluate_every_steps": 1,
 }
 COUNTERS = ("num_demotions", "num_promotions", "num_proactive_preemptions")
