@@ -44,3 +44,16 @@ def test_interpolate_latency_and_rate_where():
     assert interpolate_latency(pts, 5.0) == 40.0
     assert rate_where([(2.0, 40.0)], 20.0, 10.0) == pytest.approx(1.0)
     assert rate_where([(2.0, 15.0)], 20.0, 10.0) is None
+
+
+def test_wait_per_service_is_the_ratio_anti_starvation_bounds():
+    import math
+    from types import SimpleNamespace
+
+    from autellix_ray.bench.replay.metrics import wait_per_service
+
+    programs = [SimpleNamespace(wait_s=w, service_s=s) for w, s in ((2.0, 1.0), (30.0, 3.0), (0.0, 4.0), (5.0, 0.0))]
+    stats = wait_per_service(programs)
+    assert stats["max"] == 10.0  # 30 s waited for 3 s of service; a program with no service is left out
+    assert 2.0 < stats["p99"] <= 10.0
+    assert all(math.isnan(v) for v in wait_per_service([]).values())

@@ -40,6 +40,9 @@ def test_one_call_takes_exactly_the_cost_model_time(tiny_model_path):
     assert result.programs[0].latency_s == pytest.approx(expected, rel=1e-9)
     assert result.engines[0]["num_steps"] == 5
     assert result.engines[0]["busy_s"] == pytest.approx(expected, rel=1e-9)
+    # alone, it was scheduled in every step and never waited
+    assert result.programs[0].service_s == pytest.approx(expected, rel=1e-9)
+    assert result.programs[0].wait_s == pytest.approx(0.0, abs=1e-9)
 
 
 def test_every_call_completes_and_prefix_reuse_hits_the_cache(tiny_model_path):
@@ -90,6 +93,8 @@ def test_plas_beats_fcfs_on_head_of_line_blocking(tiny_model_path):
     assert summary["mean_ms_per_token"] < 0.5 * fcfs["mean_ms_per_token"]
     light_latency = max(p.latency_s for p in ours.programs if p.program_id.startswith("light"))
     assert light_latency < 1.0  # the light calls no longer wait for 400-token heavy calls
+    for p in ours.programs:  # no think time: every second of a program is service or wait
+        assert p.wait_s + p.service_s == pytest.approx(p.latency_s, rel=1e-6, abs=1e-9)
 
 
 def test_srpt_calls_carry_the_programs_remaining_work_in_service_units(tiny_model_path):

@@ -132,6 +132,7 @@ class SimEngine:
         self._output = None
         self._planned: dict[str, list[int]] = {}  # request id -> the output ids it will generate
         self._admitted: set[str] = set()
+        self._busy_s: dict[str, float] = {}  # request id -> wall time of the steps it was scheduled in
         self.stats = EngineStats()
 
     # -- load, as the routers see it ------------------------------------------
@@ -201,6 +202,9 @@ class SimEngine:
                     t = PCIE4_X16.swap_time_s(self.cost_model, len(op.block_ids), BLOCK_SIZE)
                     stats.swap_s += t
                     cost += t
+        busy = self._busy_s
+        for rid in out.num_scheduled_tokens:
+            busy[rid] = busy.get(rid, 0.0) + cost
         stats.num_steps += 1
         stats.busy_s += cost
         stats.prefill_tokens += p_tok
@@ -211,8 +215,9 @@ class SimEngine:
         self._output = out
         self.busy_until = now + cost
 
-    def finish_step(self) -> list[tuple[str, dict | None]]:
-        """End the step in flight: sample, ``update_from_output``; return finished calls."""
+    def finish_step(self) -> list[tuple[str, dict | None, float]]:
+        """End the step in flight: sample, ``update_from_output``; return the finished calls as
+        (request id, the plugin's report or None, wall time of the steps it was scheduled in)."""
         out, end = self._output, self.busy_until
         self._output, self.busy_until = None, None
         if self.clock is not None:
@@ -238,7 +243,7 @@ class SimEngine:
                     planned.pop(o.request_id, None)
                     self._admitted.discard(o.request_id)
                     report = (o.kv_transfer_params or {}).get(REPORT_KEY)
-                    finished.append((o.request_id, report))
+                    finished.append((o.request_id, report, self._busy_s.pop(o.request_id, 0.0)))
         return finished
 
 
@@ -263,6 +268,11 @@ class ProgramRecord:
     finish_s: float  # simulated time its last call finished
     num_calls: int  # LLM calls it made
     decode_tokens: int  # output tokens over all its calls (the per-token latency's divisor)
+    # Over its calls, whatever the policy: wall time of the engine steps each call was scheduled in
+    # (service, as the paper counts it), and the rest of the time from the call's arrival at its
+    # engine to its end (wait). wait_s / service_s is the ratio anti-starvation bounds.
+    wait_s: float = 0.0
+    service_s: float = 0.0
 
     @property
     def latency_s(self) -> float:
@@ -291,7 +301,8 @@ class ReplayResult:
 
 
 class _Program:
-    __slots__ = ("dependents", "deps_left", "finish_s", "index", "num_done", "prompts", "spec", "work", "work_left")
+    __slots__ = ("dependents", "deps_left", "finish_s", "index", "num_done", "prompts", "service_s", "spec", "wait_s",
+                 "work", "work_left")
 
     def __init__(self, index: int, spec: ProgramSpec, prompts: ProgramPrompts, work: list[float] | None) -> None:
         self.index = index
@@ -304,6 +315,7 @@ class _Program:
                 self.dependents[j].append(i)
         self.num_done = 0
         self.finish_s = math.nan
+        self.wait_s = self.service_s = 0.0  # over its calls: see ProgramRecord
         self.prompts = prompts
         self.work = work  # per call, for the SRPT oracle (None otherwise)
         self.work_left = sum(work) if work is not None else 0.0
@@ -403,13 +415,15 @@ def replay(
             prompt=prompt, max_tokens=call.decode_tokens, program=pid, thread=call.thread_id,
             parents=list(call.parent_thread_ids) or None, request_id=rid, extra=extra,
         )
-        calls_of[rid] = (prog, i)
+        calls_of[rid] = (prog, i, now)
         engine.add(request, output, now)
         num_calls += 1
 
-    def finished(rid: str, report: dict | None) -> None:
+    def finished(rid: str, report: dict | None, busy_s: float) -> None:
         nonlocal num_programs_left
-        prog, i = calls_of.pop(rid)
+        prog, i, issued_s = calls_of.pop(rid)
+        prog.service_s += busy_s
+        prog.wait_s += max(0.0, now - issued_s - busy_s)
         if prog.work is not None:
             prog.work_left -= prog.work[i]
         if cluster is not None:
@@ -438,8 +452,8 @@ def replay(
         if t_step <= now:
             for e in engines:
                 if e.busy_until is not None and e.busy_until <= now:
-                    for rid, report in e.finish_step():
-                        finished(rid, report)
+                    for rid, report, busy_s in e.finish_step():
+                        finished(rid, report, busy_s)
         while events and events[0][0] <= now:
             _, _, p, i = heapq.heappop(events)
             issue(programs[p], i)
@@ -449,7 +463,7 @@ def replay(
 
     records = [
         ProgramRecord(p.spec.program_id, p.spec.workload or workload.name, p.spec.arrival_s, p.finish_s,
-                      p.spec.num_calls, p.spec.total_decode_tokens)
+                      p.spec.num_calls, p.spec.total_decode_tokens, p.wait_s, p.service_s)
         for p in programs
     ]
     counters = []

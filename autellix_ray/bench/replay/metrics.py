@@ -179,6 +179,14 @@ def completion_rate(programs: Sequence[Any]) -> float:
     return sum(1 for p in programs if lo <= p.finish_s <= hi) / (hi - lo) if hi > lo else math.nan
 
 
+def wait_per_service(programs: Sequence[Any]) -> dict[str, float]:
+    """Max and P99 over programs of wait / service (``ProgramRecord``): what anti-starvation bounds."""
+    ratios = [p.wait_s / p.service_s for p in programs if p.service_s > 0]
+    if not ratios:
+        return {"max": math.nan, "p99": math.nan}
+    return {"max": float(max(ratios)), "p99": float(np.percentile(ratios, 99))}
+
+
 def run_row(result: ReplayResult, policy: Any) -> dict[str, Any]:
     """What a steady-state report shows of one replay: latency over all and trimmed programs, the
     completion rate in the window, cache, preemption and queue counters."""
@@ -205,4 +213,5 @@ def run_row(result: ReplayResult, policy: Any) -> dict[str, Any]:
         "busy_fraction": (sum(e["busy_s"] for e in engines) / (len(engines) * result.sim_time_s)
                           if result.sim_time_s else 0.0),
         "num_promotions": sum(c.get("num_promotions", 0) for c in counters) if counters else None,
+        "wait_per_service": wait_per_service(trimmed(result.programs)),  # the anti-starvation bound, measured
     }

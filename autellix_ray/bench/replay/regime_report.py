@@ -309,6 +309,10 @@ def reading(cell: dict[str, Any]) -> str:
                  f"recomputed after preemptions), ours {ours['prefix_hit_rate']:.2f} "
                  f"({ours['prefill_tokens'] / 1e6:.1f} M, {ours['recomputed_tokens'] / 1e6:.2f} M): "
                  f"mean {fmt_ratio(gain)} vLLM-opt's.")
+        bounds = [r.get("wait_per_service", {}).get("max") for r in (base, ours)]
+        if all(isinstance(b, (int, float)) and math.isfinite(b) for b in bounds):
+            text += (f" Max program wait / service (what anti-starvation bounds): vLLM-opt {bounds[0]:.0f}, "
+                     f"ours {bounds[1]:.3g}.")
     return text
 
 
