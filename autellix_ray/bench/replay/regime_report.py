@@ -311,7 +311,7 @@ def reading(cell: dict[str, Any]) -> str:
                  f"mean {fmt_ratio(gain)} vLLM-opt's.")
         bounds = [r.get("wait_per_service", {}).get("max") for r in (base, ours)]
         if all(isinstance(b, (int, float)) and math.isfinite(b) for b in bounds):
-            text += (f" Max program wait / service (what anti-starvation bounds): vLLM-opt {bounds[0]:.0f}, "
+            text += (f" Max program wait / service (what anti-starvation bounds): vLLM-opt {bounds[0]:.3g}, "
                      f"ours {bounds[1]:.3g}.")
     return text
 
