@@ -276,35 +276,46 @@ class SchedulingPolicy(ABC):
         if beta is None:
             return []
         floor = self._ranker.typical_size_s() if self._ranker is not None else 0.0  # see gittins.py
-        relative = self.config.beta_vs_median
         starved: list[tuple[float, CallState]] = []  # (W / T, call) of the calls past the absolute rule
-        ratios: list[float] = []  # W / T of every active call (for the median)
         totals: dict[str, tuple[float, float]] = {}  # program id -> _program_totals (fixed during a sweep)
-        for slot, queue in enumerate(self._levels):
-            if slot == 0 and relative is None:
-                continue  # already first: only the median looks at these
+        for queue in self._levels[1:]:
             for st in queue.values():
-                # starvation_totals, inlined: this runs over every queued call
+                # _wait_and_service, inlined: this runs over every queued call
                 program_id = st.call.program_id
                 program = totals.get(program_id)
                 if program is None:
                     program = totals[program_id] = self._program_totals(program_id)
                 wait = program[0] + max(0.0, now_s - st.arrival_s - st.busy_s)
                 service = max(program[1] + st.service_s, floor)
-                ratio = wait / service if service > 0 else (math.inf if wait > 0 else 0.0)
-                if relative is not None and service > 0:  # no service yet: no ratio to compare
-                    ratios.append(ratio)
-                if slot and wait > 0 and wait >= beta * service:
-                    starved.append((ratio, st))
-        if relative is not None and starved and len(ratios) > 1:  # alone: the absolute rule decides
-            ratios.sort()
-            bar = relative * ratios[(len(ratios) - 1) // 2]  # the lower median
-            starved = [(ratio, st) for ratio, st in starved if ratio >= bar]
+                if wait > 0 and wait >= beta * service:
+                    starved.append((wait / service if service > 0 else math.inf, st))
+        if starved and self.config.beta_vs_median is not None:
+            # second pass only when someone is past beta (rare below capacity): the median of all
+            ratios = []
+            for queue in self._levels:
+                for st in queue.values():
+                    wait, service = self._wait_and_service(st, now_s, floor, totals)
+                    if service > 0:  # no service yet: no ratio to compare
+                        ratios.append(wait / service)
+            if len(ratios) > 1:  # alone: the absolute rule decides
+                ratios.sort()
+                bar = self.config.beta_vs_median * ratios[(len(ratios) - 1) // 2]  # the lower median
+                starved = [(ratio, st) for ratio, st in starved if ratio >= bar]
         promoted = []
         for _, st in starved:
             self._promote(st, now_s)
             promoted.append(st.call.call_id)
         return promoted
+
+    def _wait_and_service(
+        self, st: CallState, now_s: float, floor: float, totals: dict[str, tuple[float, float]]
+    ) -> tuple[float, float]:
+        """(W, max(T, floor)) of ``starvation_totals``, with the program's totals cached in ``totals``."""
+        program_id = st.call.program_id
+        program = totals.get(program_id)
+        if program is None:
+            program = totals[program_id] = self._program_totals(program_id)
+        return program[0] + max(0.0, now_s - st.arrival_s - st.busy_s), max(program[1] + st.service_s, floor)
 
     def finish(self, call_id: str, now_s: float) -> FinishedCall:
         """Remove a completed or aborted call and fold it into its program's row."""
