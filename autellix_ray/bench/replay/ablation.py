@@ -105,6 +105,16 @@ def variant(name: str, base: str = "autellix") -> PolicySpec:
     return spec
 
 
+def row_policy(name: str, base: str = "autellix") -> PolicySpec:
+    """A results row's policy by name: "-mechanism" (``mechanism_off``), "+KEY=VALUE" (``variant``),
+    or a named policy (``config.POLICIES``). Bad names raise ValueError."""
+    if name.startswith("-"):
+        return mechanism_off(name, base)
+    if name.startswith("+"):
+        return variant(name, base)
+    return get_policy(name)
+
+
 def ablation_policies() -> list[PolicySpec]:
     return [
         get_policy("vllm-opt"),
@@ -290,9 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         jobs = [(pt, get_policy(p)) for pt in QUICK_POINTS for p in QUICK_POLICIES]
     elif args.policy:  # the named policies at every (selected) point
-        named = {pol.name: pol for pol in ablation_policies()}
         try:
-            chosen = [named[n] if n in named else variant(n) if n.startswith("+") else get_policy(n) for n in args.policy]
+            chosen = [row_policy(n) for n in args.policy]
         except ValueError as exc:
             parser.error(str(exc))
         jobs = [(pt, pol) for pt in FULL_POINTS for pol in chosen]

@@ -298,19 +298,13 @@ class Runner:
         that setting)."""
         names = self.plan.policies(cell)
         keep = [n for n in names if not self.only or n in self.only or (n == cell.ours and "autellix" in self.only)]
-        return keep + [n for n in self.only or () if n[:1] in "-+"]
+        return keep + [n for n in self.only or () if n.startswith(("-", "+"))]
 
     @staticmethod
     def _spec(cell: Cell, name: str) -> PolicySpec:
-        if name.startswith("-"):
-            from autellix_ray.bench.replay.ablation import mechanism_off
+        from autellix_ray.bench.replay.ablation import row_policy
 
-            return mechanism_off(name, cell.ours)
-        if name.startswith("+"):
-            from autellix_ray.bench.replay.ablation import variant
-
-            return variant(name, cell.ours)
-        return get_policy(name)
+        return row_policy(name, cell.ours)
 
     def _have(self, entry: dict[str, Any], key: str, policy: str) -> bool:
         return not self.rerun and policy in entry["points"].get(key, {}).get("policies", {})
@@ -425,14 +419,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--render-only", action="store_true", help="no runs: rewrite the summary, report, figure")
     args = parser.parse_args(argv)
     plan = quick_plan() if args.quick else medium_plan() if args.medium else full_plan()
-    from autellix_ray.bench.replay.ablation import MECHANISMS_OFF, variant
+    from autellix_ray.bench.replay.ablation import row_policy
 
-    bad = [n for n in args.policy if n.startswith("-") and n not in MECHANISMS_OFF]
-    if bad:
-        parser.error(f"unknown ablation row(s) {bad}; choose from {sorted(MECHANISMS_OFF)}")
-    for name in (n for n in args.policy if n.startswith("+")):
+    for name in (n for n in args.policy if n.startswith(("-", "+"))):
         try:
-            variant(name)
+            row_policy(name)
         except ValueError as exc:
             parser.error(str(exc))
     known = {c.label for c in plan.cells}
