@@ -119,13 +119,35 @@ def test_routers_place_calls_and_pins_keep_prefix_locality(tiny_model_path):
     programs = [chain(f"c{i}", 0.01 * i, [(300, 8 + i), (20, 8), (20, 8 + 2 * i), (20, 8)]) for i in range(5)]
     w = workload(*programs)
     hits = {}
-    for router, params in (("round_robin", {}), ("autellix", {"short_prompt_tokens": 0})):
+    for router, params in (("round_robin", {}), ("autellix", {"short_prompt_tokens": 0}), ("kv_cost", {})):
         r = replay(w, "plas", num_engines=3, router=router, router_params=params, engine_config=SMALL,
                    model_path=tiny_model_path)
         assert r.num_calls == 20 and len(r.engines) == 3
         assert all(e["num_steps"] > 0 for e in r.engines)
         hits[router] = summarize(r)["prefix_hit_rate"]
     assert hits["autellix"] > hits["round_robin"] + 0.2
+    assert hits["kv_cost"] > hits["round_robin"] + 0.2
+
+
+def test_engines_report_waiting_tokens_past_their_prefix_cache_hits(tiny_model_path):
+    """What the kv_cost router weighs: a waiting call counts only the prompt tokens its engine lacks."""
+    from autellix_ray.bench.replay.engine import SimEngine, build_scheduler, token_block_keys
+    from autellix_ray.vllm.offline import make_request
+
+    config = SMALL
+    engine = SimEngine("e0", build_scheduler(tiny_model_path, get_policy("vllm-opt"), config), config.cost_model,
+                       kv_capacity_tokens=config.blocks * 16, track_waiting_tokens=True)
+    prompt = list(range(1000, 1000 + 160))
+    engine.add(make_request(prompt=prompt, max_tokens=2, request_id="a"), [7, 8], 0.0)
+    assert engine.load().waiting_tokens == 160 and engine.load().kv_capacity_tokens == config.blocks * 16
+    while engine.has_work:  # run it to the end: its 10 blocks stay cached
+        engine.start_step(0.0)
+        engine.finish_step()
+    assert engine.load().waiting_tokens == 0
+    engine.add(make_request(prompt=prompt + [5] * 40, max_tokens=2, request_id="b"), [7, 8], 0.0)
+    assert engine.load().waiting_tokens == 200 - 160  # the first 160 tokens hit the prefix cache
+    keys = token_block_keys(prompt + [5] * 40)
+    assert len(keys) == 12 and keys[:10] == token_block_keys(prompt)
 
 
 def test_swap_policy_resumes_preempted_calls_without_recomputing_and_pays_pcie_time(tiny_model_path):

@@ -119,7 +119,8 @@ class EngineStats:
 class SimEngine:
     """One vLLM scheduler stepped on a simulated clock by the cost model (module header)."""
 
-    def __init__(self, engine_id: str, scheduler: Any, cost_model: CostModel) -> None:
+    def __init__(self, engine_id: str, scheduler: Any, cost_model: CostModel, kv_capacity_tokens: int = 0,
+                 track_waiting_tokens: bool = False) -> None:
         from vllm.v1.outputs import ModelRunnerOutput
 
         self._mro = ModelRunnerOutput
@@ -134,6 +135,11 @@ class SimEngine:
         self._admitted: set[str] = set()
         self._busy_s: dict[str, float] = {}  # request id -> wall time of the steps it was scheduled in
         self.stats = EngineStats()
+        self.kv_capacity_tokens = kv_capacity_tokens
+        # waiting_tokens (for the routers): prompt tokens past each waiting call's prefix-cache hit at arrival
+        self.track_waiting_tokens = track_waiting_tokens
+        self._uncached: dict[str, int] = {}
+        self._waiting_tokens = 0
 
     # -- load, as the routers see it ------------------------------------------
     @property
@@ -142,7 +148,16 @@ class SimEngine:
 
     def load(self) -> EngineLoad:
         s = self.scheduler
-        return EngineLoad(self.engine_id, len(s.running), len(s.waiting), s.get_kv_cache_usage())
+        return EngineLoad(self.engine_id, len(s.running), len(s.waiting), s.get_kv_cache_usage(),
+                          self.kv_capacity_tokens, self._waiting_tokens)
+
+    def _uncached_tokens(self, request: Any) -> int:
+        """The request's prompt tokens past its prefix-cache hit now (vLLM's own lookup, no side effects)."""
+        manager = self.scheduler.kv_cache_manager
+        if not manager.enable_caching or not request.block_hashes:
+            return request.num_tokens
+        hit = manager.coordinator.find_longest_cache_hit(request.block_hashes, request.num_tokens - 1)[1]
+        return request.num_tokens - hit
 
     @property
     def has_work(self) -> bool:
@@ -153,6 +168,10 @@ class SimEngine:
         if self.clock is not None:
             self.clock.now = now
         self._planned[request.request_id] = output_ids
+        if self.track_waiting_tokens:
+            n = self._uncached_tokens(request)
+            self._uncached[request.request_id] = n
+            self._waiting_tokens += n
         self.scheduler.add_request(request)
         self.stalled = False
 
@@ -170,6 +189,7 @@ class SimEngine:
             rid = new.req_id
             if rid not in self._admitted:
                 self._admitted.add(rid)
+                self._waiting_tokens -= self._uncached.pop(rid, 0)
                 stats.admitted_prompt_tokens += len(new.prompt_token_ids or ())
                 stats.prefix_hit_tokens += new.num_computed_tokens
         total = out.total_num_scheduled_tokens
@@ -332,9 +352,10 @@ class ClusterTier:
         self.table = ProgramService(clock=clock) if share_state else None
         self.router = ProgramRouter(policy, on_pin=self.table.set_pin if self.table else None)
 
-    def route(self, program_id: str, num_prompt_tokens: int, engines: list[EngineLoad]) -> str:
+    def route(self, program_id: str, num_prompt_tokens: int, engines: list[EngineLoad],
+              prefix_blocks: tuple = ()) -> str:
         """The engine a call goes to (the first of the router's ranking)."""
-        return self.router.route(program_id, num_prompt_tokens, engines).ranked[0]
+        return self.router.route(program_id, num_prompt_tokens, engines, prefix_blocks, BLOCK_SIZE).ranked[0]
 
     def begin(self, program_id: str, thread_id: str, parent_thread_ids: Sequence[str]) -> dict[str, float]:
         """Register an arriving call; the program state its request carries (none without a table)."""
@@ -374,7 +395,9 @@ def replay(
     cost_model = config.cost_model
     model_path = model_path or default_tiny_model_path()
     engines = [
-        SimEngine(f"e{i}", build_scheduler(model_path, policy, config), cost_model) for i in range(num_engines)
+        SimEngine(f"e{i}", build_scheduler(model_path, policy, config), cost_model, config.blocks * BLOCK_SIZE,
+                  track_waiting_tokens=num_engines > 1)
+        for i in range(num_engines)
     ]
     by_id = {e.engine_id: e for e in engines}
     route = make_router(router, **(router_params or {}))  # bad names fail here, whatever num_engines
@@ -408,7 +431,8 @@ def replay(
         if cluster is None:
             engine = engines[0]
         else:  # as in the Serve tier: the router picks the engine, then the table gives the state
-            engine = by_id[cluster.route(pid, len(prompt), [e.load() for e in engines])]
+            keys = token_block_keys(prompt) if route.uses_prefix_blocks else ()
+            engine = by_id[cluster.route(pid, len(prompt), [e.load() for e in engines], keys)]
             extra.update(cluster.begin(pid, call.thread_id, call.parent_thread_ids))
         rid = f"{pid}:{i}"
         request = make_request(
@@ -486,6 +510,15 @@ def replay(
         num_calls=num_calls,
         plugin_counters=counters,
     )
+
+
+def token_block_keys(prompt: Sequence[int], block_size: int = BLOCK_SIZE) -> tuple[int, ...]:
+    """Chained keys of the prompt's full blocks (as vLLM's block hashes: key i stands for the prefix)."""
+    keys, prev = [], 0
+    for start in range(0, len(prompt) - block_size + 1, block_size):
+        prev = hash((prev, tuple(prompt[start:start + block_size])))
+        keys.append(prev)
+    return tuple(keys)
 
 
 def _service_model(policy: PolicySpec) -> ServiceModel:

@@ -5,7 +5,9 @@ pinned to, if any) and a snapshot of every live engine's load; get back the engi
 ranked best first and, when the policy wants it, the engine to pin the program to.
 The caller applies the pin (to its program table) and tries engines in rank order.
 Routers keep no program state of their own, so any number of router instances
-(one per process holding a handle) agree as long as they share the pins.
+(one per process holding a handle) agree as long as they share the pins. A router that
+models the engines' caches (``kv_cost``: which prefixes it sent where) must see every call
+it ranks, so it runs as one instance (the router actor, or the replay's cluster tier).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ class EngineLoad:
     num_running: int = 0  # calls the engine is running (the Serve tier: calls in flight, all of them)
     num_waiting: int = 0  # calls queued in the engine
     kv_usage: float = 0.0  # fraction of KV blocks in use, 0..1
+    kv_capacity_tokens: int = 0  # the engine's KV cache size in tokens (0: not reported)
+    waiting_tokens: int = 0  # prompt tokens its waiting calls still have to compute (0: not reported)
 
     @property
     def num_calls(self) -> int:
@@ -35,6 +39,8 @@ class RouteRequest:
     program_id: str | None  # None: a call outside any program (never pinned)
     num_prompt_tokens: int  # the prompt's length (the Serve tier estimates it before tokenizing)
     pinned_engine_id: str | None = None  # the live engine its program is pinned to, if any
+    prefix_blocks: tuple = ()  # chained keys of the prompt's full KV blocks (prefix_index.py); () unknown
+    block_tokens: int = 16  # prompt tokens per key of prefix_blocks
 
 
 @dataclass(frozen=True)
@@ -46,10 +52,14 @@ class RouteDecision:
 
 class Router(ABC):
     name: ClassVar[str]
+    uses_prefix_blocks: ClassVar[bool] = False  # the caller should fill RouteRequest.prefix_blocks
 
     @abstractmethod
     def route(self, request: RouteRequest, engines: Sequence[EngineLoad]) -> RouteDecision:
         """Rank ``engines`` for ``request``. Raises ValueError when ``engines`` is empty."""
+
+    def forget_engine(self, engine_id: str) -> None:
+        """The engine is gone: drop what the policy knows about it (no-op for stateless policies)."""
 
 
 def require_engines(engines: Sequence[EngineLoad]) -> None:

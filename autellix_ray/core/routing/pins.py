@@ -47,13 +47,15 @@ class ProgramRouter:
         self.pins: OrderedDict[str, str] = OrderedDict()  # program id -> engine id, oldest pin first
         self.decisions: dict[str, int] = {}
 
-    def route(self, program_id: str | None, num_prompt_tokens: int,
-              engines: Sequence[EngineLoad]) -> RouteDecision:
+    def route(self, program_id: str | None, num_prompt_tokens: int, engines: Sequence[EngineLoad],
+              prefix_blocks: tuple = (), block_tokens: int = 16) -> RouteDecision:
+        """``prefix_blocks``: the prompt's chained block keys, for cache-aware policies (``kv_cost``)."""
         pinned = None if program_id is None else self.pins.get(program_id)
         if pinned is not None and all(e.engine_id != pinned for e in engines):
             self._unpin(program_id)
             pinned = None
-        decision = self.policy.route(RouteRequest(program_id, num_prompt_tokens, pinned), engines)
+        decision = self.policy.route(
+            RouteRequest(program_id, num_prompt_tokens, pinned, prefix_blocks, block_tokens), engines)
         if decision.pin is not None and program_id is not None:
             self.pins[program_id] = decision.pin
             self.pins.move_to_end(program_id)
@@ -67,7 +69,8 @@ class ProgramRouter:
         return decision
 
     def remove_engine(self, engine_id: str) -> int:
-        """Drop every pin to ``engine_id``; returns how many."""
+        """Drop every pin to ``engine_id`` (and what the policy knows of it); returns how many."""
+        self.policy.forget_engine(engine_id)
         gone = [p for p, e in self.pins.items() if e == engine_id]
         for program_id in gone:
             self._unpin(program_id)

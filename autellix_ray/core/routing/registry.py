@@ -6,6 +6,7 @@ import inspect
 from typing import Any
 
 from autellix_ray.core.routing.base import Router
+from autellix_ray.core.routing.kv_cost import KvCostRouter
 from autellix_ray.core.routing.least_used import LeastUsedRouter
 from autellix_ray.core.routing.locality import LocalityRouter
 from autellix_ray.core.routing.round_robin import RoundRobinRouter
@@ -14,6 +15,7 @@ ROUTERS: dict[str, type[Router]] = {
     "round_robin": RoundRobinRouter,
     "least_used": LeastUsedRouter,
     "autellix": LocalityRouter,
+    "kv_cost": KvCostRouter,
 }
 
 
