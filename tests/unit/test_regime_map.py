@@ -64,6 +64,10 @@ def test_capacity_search_raises_the_rate_until_overloaded_and_retries_closer_aft
     deep.append(_try(15.0, 11.8, 1.27))
     assert next_capacity_rate(deep, 12.0) is None
     assert choose_capacity(deep)["capacity"] == 11.8  # the highest overloaded completion rate
+    # A cliff: past 9.65/s the engine thrashes (4.7/s completed): the rate it sustained is the capacity.
+    cliff = [_try(7.5, 7.7, 1.01), _try(11.25, 4.7, 2.47), _try(9.65, 9.3, 1.08), _try(14.5, 2.3, 6.7)]
+    assert choose_capacity(cliff)["capacity"] == 9.3 and "cliff" in choose_capacity(cliff)["chosen_because"]
+    assert choose_capacity([_try(11.1, 10.7, 1.08), _try(13.4, 10.0, 1.39)])["capacity"] == 10.0  # no cliff
     never = [_try(r, r, 1.0) for r in (1.0, 1.5, 2.25, 3.4, 5.0)]
     assert next_capacity_rate(never, 0.8) is None  # tries exhausted
     assert choose_capacity(never)["capacity"] == 5.0 and not choose_capacity(never)["overloaded"]

@@ -318,6 +318,7 @@ class ReplayResult:
     wall_time_s: float  # wall-clock time the replay took
     num_calls: int  # calls issued
     plugin_counters: list[dict[str, Any]] = field(default_factory=list)  # Autellix scheduler counters, per engine
+    router_stats: dict[str, Any] | None = None  # the cluster router's pins and decisions (None: one engine)
 
 
 class _Program:
@@ -509,6 +510,7 @@ def replay(
         wall_time_s=time.perf_counter() - wall0,
         num_calls=num_calls,
         plugin_counters=counters,
+        router_stats=dict(cluster.router.stats()) if cluster is not None else None,
     )
 
 

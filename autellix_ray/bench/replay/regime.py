@@ -19,7 +19,8 @@ A *cell* is a (workload, GPU preset). Per cell, in this order (``run`` schedules
    8/s at 30/s offered, ~12/s just above capacity), so the search (``next_capacity_rate``)
    starts just above the cell's guess, raises the rate x1.5 while a run keeps up, and after a
    deep overload (arrivals / completions > ``DEEP_OVERLOAD``) retries just above what it
-   measured; capacity = the highest completion rate of an overloaded try (``choose_capacity``).
+   measured; capacity = the highest completion rate of an overloaded try, or at a cliff
+   (overloaded tries thrash below what a lighter try sustained) that sustained rate (``choose_capacity``).
 3. **Sweep**: every policy at ``LOADS`` x capacity. A point replays
    ``clamp(ceil(WINDOW_FACTOR x U x rate), min_programs, max_programs)`` programs, so the
    arrival window is at least ``WINDOW_FACTOR`` x U long (``window_ok`` says whether the cap
@@ -193,9 +194,18 @@ def next_capacity_rate(tries: list[dict[str, Any]], guess: float) -> float | Non
 
 
 def choose_capacity(tries: list[dict[str, Any]]) -> dict[str, Any]:
-    """The highest completion rate of an overloaded try; without one, the highest (a lower bound)."""
+    """The highest completion rate of an overloaded try; without one, the highest (a lower bound).
+
+    A cliff: when every overloaded try completed less than 1 / ``DEEP_OVERLOAD`` of what a try that
+    kept up sustained, those tries measured thrashing, not capacity (BFCL on A100-40GB keeps up at
+    9.65/s and completes 4.7/s at 11.25/s offered); then the capacity is the highest rate sustained.
+    """
     overloaded = [t for t in tries if t["overloaded"]]
-    return max(overloaded or tries, key=lambda t: t["capacity"])
+    best = max(overloaded or tries, key=lambda t: t["capacity"])
+    sustained = max((t for t in tries if not t["overloaded"]), key=lambda t: t["capacity"], default=None)
+    if overloaded and sustained is not None and best["capacity"] * DEEP_OVERLOAD < sustained["capacity"]:
+        return {**sustained, "chosen_because": "cliff: overloaded tries thrashed below what this one sustained"}
+    return best
 
 
 @dataclass(frozen=True)
