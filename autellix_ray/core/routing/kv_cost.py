@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from autellix_ray.core.routing.base import EngineLoad, RouteDecision, RouteRequest, Router, require_engines
-from autellix_ray.core.routing.prefix_index import DEFAULT_MAX_BLOCKS, PrefixIndex
+from autellix_ray.core.routing.prefix_index import DEFAULT_MAX_BLOCKS, PrefixIndex, _longest_held
 
 
 class KvCostRouter(Router):
@@ -50,10 +50,17 @@ class KvCostRouter(Router):
 
     def costs(self, request: RouteRequest, engines: Sequence[EngineLoad]) -> list[float]:
         tokens = request.num_prompt_tokens
+        keys = request.prefix_blocks
+        w = self.prefill_weight
+        mean = self._routed_tokens / self._routed_calls if self._routed_calls else 1.0
+        holders = self.index.holders_of(keys[0]) if keys else {}  # only these hold any prefix of the prompt
         costs = []
-        for e in engines:
-            held = self.index.matched_blocks(e.engine_id, request.prefix_blocks) * request.block_tokens
-            costs.append(self.prefill_weight * max(0, tokens - held) + self.load_tokens(e))
+        for e in engines:  # the hot loop (64 engines per call at scale): load_tokens inlined
+            load = (e.kv_usage * e.kv_capacity_tokens + e.waiting_tokens if e.kv_capacity_tokens > 0
+                    else (e.num_running + e.num_waiting) * mean)
+            held = holders.get(e.engine_id)
+            new = tokens - _longest_held(held, keys) * request.block_tokens if held is not None else tokens
+            costs.append(w * max(0, new) + load)
         return costs
 
     def route(self, request: RouteRequest, engines: Sequence[EngineLoad]) -> RouteDecision:
