@@ -40,8 +40,15 @@ class AppArgs(BaseModel):
     policy: str = "plas"
     policy_settings: dict[str, Any] = Field(default_factory=dict)
     short_prompt_tokens: int = DEFAULT_SHORT_PROMPT_TOKENS
+    # the router actor's policy (serve/router.py): "autellix" = Algorithm 2 (long prompts follow their
+    # program's pin), "kv_cost" = the KV-aware cost router (every program call, docs/scale.md)
+    router_policy: Literal["autellix", "kv_cost"] = "autellix"
     engine_kwargs: dict[str, Any] = Field(default_factory=dict)
     max_ongoing_requests: int = 256
+    # Custom Ray resources each engine replica asks for, added to its placement-group bundle
+    # (accelerator: cpu). Engines then run only on nodes started with them: {"autellix_engine": 1}
+    # with nodes started with resources={"autellix_engine": 1} is one engine per node (tests/serve).
+    engine_resources: dict[str, float] = Field(default_factory=dict)
     program_idle_timeout_s: float = 600.0
     # HTTP guard (serve/guard.py): API keys (None: $AUTELLIX_API_KEYS, comma-separated;
     # empty: no check) and the bound on calls in flight per ingress replica (then 429)
@@ -57,6 +64,10 @@ class AppArgs(BaseModel):
             raise ValueError("num_replicas: auto needs autoscaling_config (min_replicas, max_replicas)")
         if isinstance(self.num_replicas, int) and self.num_replicas < 1:
             raise ValueError(f"num_replicas must be >= 1, got {self.num_replicas}")
+        if self.engine_resources and self.accelerator != "cpu":
+            raise ValueError("engine_resources is for accelerator: cpu (on GPUs the engines' bundles are vLLM's)")
+        if any(not amount > 0 for amount in self.engine_resources.values()):
+            raise ValueError(f"engine_resources amounts must be > 0, got {self.engine_resources}")
         if self.short_prompt_tokens < 0:
             raise ValueError("short_prompt_tokens must be >= 0")
         if self.max_pending_calls is not None and self.max_pending_calls < 1:
@@ -95,10 +106,10 @@ def llm_config(args: AppArgs) -> LLMConfig:
         config["server_cls"] = "autellix_ray.serve.server:AutellixLLMServer"
         deployment["request_router_config"] = {
             "request_router_class": "autellix_ray.serve.router:AutellixRequestRouter",
-            "request_router_kwargs": {"short_prompt_tokens": args.short_prompt_tokens},
+            "request_router_kwargs": {"short_prompt_tokens": args.short_prompt_tokens, "policy": args.router_policy},
         }
     if args.accelerator == "cpu":
-        config["placement_group_config"] = {"bundles": [{"CPU": 1}]}
+        config["placement_group_config"] = {"bundles": [{"CPU": 1, **args.engine_resources}]}
         config["runtime_env"] = {"env_vars": dict(CPU_ENV)}
     return LLMConfig(**config)
 
@@ -123,7 +134,7 @@ def build_app(args: dict[str, Any] | AppArgs | None = None):
         from autellix_ray.serve.router import get_or_create_router
 
         table = get_or_create_program_table(idle_timeout_s=args.program_idle_timeout_s)
-        get_or_create_router(table=table, short_prompt_tokens=args.short_prompt_tokens)
+        get_or_create_router(table=table, short_prompt_tokens=args.short_prompt_tokens, policy=args.router_policy)
         ingress_cls = make_fastapi_ingress(AutellixIngress, endpoint_map=ENDPOINTS, app=_guarded_fastapi_app(args))
         options = AutellixIngress.get_deployment_options([config])
     else:

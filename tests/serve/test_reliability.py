@@ -1,8 +1,10 @@
 """Faults, overload, bad input and access on the real app (2-node Ray cluster, 2 vLLM-CPU replicas).
 
 Runs after the other serve tests (it kills actors; each fault test waits until the app is
-whole again). Counts go to ``RESULTS`` and, with ``AUTELLIX_RELIABILITY_OUT=path``, to a
-JSON file (docs/results/reliability.json is written that way; see docs/reliability.md).
+whole again). The last fault test adds a third node and removes the session's worker node
+under load, leaving the head and the new node. Counts go to ``RESULTS`` and, with
+``AUTELLIX_RELIABILITY_OUT=path``, to a JSON file (docs/results/reliability.json is written
+that way; see docs/reliability.md).
 
 No test races a wall-clock delay against the app: faults are injected once the run has
 reached the state they must hit (a response came back, a call is in its replica, the
@@ -11,6 +13,7 @@ deadlines (``DEADLINE_S``) only bound a failure on a loaded machine.
 """
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -25,9 +28,11 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openai import AsyncOpenAI
+from ray._private import ray_constants
 from schemathesis.checks import not_a_server_error
 
 from autellix_ray.bench.soak import reliability_summary
+from autellix_ray.core.program_table import UnknownProgram
 from autellix_ray.serve.program_table import NAMESPACE, PROGRAM_TABLE_NAME
 from autellix_ray.serve.router import ROUTER_NAME
 from tests.serve.conftest import API_KEYS, MAX_PENDING_CALLS
@@ -90,19 +95,34 @@ def completion(**fields):
     return {"model": "tiny", "prompt": "hello", "max_tokens": 4, **fields}
 
 
-def app_is_whole(timeout_s=300):
-    """Wait until the LLM deployment has its 2 replicas running again."""
+def alive_actors():
+    """Live actors as the GCS knows them (no dashboard in these tests): name, class, node, pid."""
+    return [a for a in ray._private.state.actors().values() if a["State"] == "ALIVE"]
+
+
+def engines_on_nodes() -> dict[str, str]:
+    """Engine id (its replica's unique id: what pins and reports name) -> node id, of live engines."""
+    return {a["Name"].rsplit("#", 1)[-1]: a["Address"]["NodeID"] for a in alive_actors()
+            if "AutellixLLMServer" in a["ActorClassName"]}
+
+
+def llm_replicas_running(count=2) -> bool:
+    """Serve's status: the app is RUNNING with ``count`` LLM replicas RUNNING."""
     from ray import serve
 
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        app = serve.status().applications.get("autellix")
-        if app is not None and app.status == "RUNNING":
-            states = [d.replica_states.get("RUNNING", 0) for name, d in app.deployments.items() if "Ingress" not in name]
-            if states and all(n == 2 for n in states):
-                return
-        time.sleep(2)
-    raise AssertionError("the app did not recover its replicas in time")
+    app = serve.status().applications.get("autellix")
+    if app is None or app.status != "RUNNING":
+        return False
+    states = [d.replica_states.get("RUNNING", 0) for name, d in app.deployments.items() if "Ingress" not in name]
+    return bool(states) and all(n == count for n in states)
+
+
+def app_is_whole(timeout_s=300):
+    """Wait until the LLM deployment has its 2 replicas running again: 2 live engine actors in the
+    GCS (a killed replica leaves it at once), then 2 RUNNING in Serve's status, asked after (the
+    controller notices a death seconds later, and creates the replacement only then)."""
+    wait_until(lambda: len(engines_on_nodes()) == 2 and llm_replicas_running(),
+               "the app to recover its replicas", timeout_s=timeout_s, every_s=2)
 
 
 # -- access ------------------------------------------------------------------------------
@@ -248,22 +268,27 @@ async def first_response(progress):
 
 
 async def run_programs(base_url, programs, calls, kill=None, kill_when=first_response, long_prompt_program=None,
-                       max_tokens=lambda pid, step: 24):
+                       max_tokens=lambda pid, step: 24, before_call=None, max_retries=8):
     """Run ``programs`` agents of ``calls`` sequential calls each; ``kill()`` once ``await kill_when(progress)``
-    returns (by default: once the first response is back, so every program has calls still to make)."""
+    returns (by default: once the first response is back, so every program has calls still to make).
+    ``await before_call(pid, step)``, if given, runs before each call; ``max_retries``: the client's
+    retries of a call (429, 5xx, connection errors; backing off up to 8 s each)."""
     retries = {"n": 0}
     progress = Progress()
 
     async def on_response(response):
-        if response.status_code in (429, 503):
+        if response.status_code == 429 or response.status_code >= 500:
             retries["n"] += 1
 
     http_client = httpx.AsyncClient(event_hooks={"response": [on_response]}, timeout=300)
-    client = AsyncOpenAI(base_url=f"{base_url}/v1", api_key=API_KEYS[0], max_retries=8, http_client=http_client)
+    client = AsyncOpenAI(base_url=f"{base_url}/v1", api_key=API_KEYS[0], max_retries=max_retries,
+                         http_client=http_client)
 
     async def program(pid):
         outputs = []
         for step in range(calls):
+            if before_call is not None:
+                await before_call(pid, step)
             prompt = ("context " * 60 if pid == long_prompt_program else "") + f"{pid} step {step}"
             r = await client.completions.create(
                 model="tiny", prompt=prompt, max_tokens=max_tokens(pid, step),
@@ -430,6 +455,189 @@ def test_replica_death_mid_program_every_program_completes_and_pins_move(serve_a
                                 "calls": len(programs) * calls, "client_retries": retries,
                                 "ingress_retries": retried, "pin_moved": new_pin != pinned}
     app_is_whole()
+
+
+# -- node loss ---------------------------------------------------------------------------
+def app_actors_on_nodes() -> dict[str, str]:
+    """Where the app's other actors run: the program table, the router and the ingress."""
+    where = {}
+    for a in alive_actors():
+        if a["Name"] == PROGRAM_TABLE_NAME:
+            where["program_table"] = a["Address"]["NodeID"]
+        elif a["Name"] == ROUTER_NAME:
+            where["router"] = a["Address"]["NodeID"]
+        elif a["Name"].startswith("SERVE_REPLICA::autellix#") and "Ingress" in a["Name"]:
+            where["ingress"] = a["Address"]["NodeID"]
+    return where
+
+
+def answers(call, timeout_s=10):
+    """``call()``'s value once its actor answers (None while it is dead or restarting)."""
+    try:
+        return ray.get(call(), timeout=timeout_s)
+    except (ray.exceptions.GetTimeoutError, ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
+        return None
+
+
+@pytest.mark.timeout(1200)  # bounds a failure on a loaded machine (an engine start took minutes there)
+def test_node_removed_under_load_its_programs_finish_elsewhere_and_pins_move(serve_app, ray_cluster):
+    """A third node joins (a spare engine slot, as an autoscaler would add), then the worker node
+    with an engine is removed while 8 programs run: its raylet and every process on it die, the
+    engine frozen first with a pinned long call inside. Every program completes with each call
+    answered once and whole; calls after the removal are answered by live engines; the pin moves;
+    the program table, router and ingress answer (restarted elsewhere if they were on that node);
+    Ray Serve restarts the lost engine on the spare node. Runs last: the node stays gone."""
+    import psutil
+
+    from tests.serve.conftest import NODE
+
+    app_is_whole()
+    spare = ray_cluster.add_node(**NODE)
+    wait_until(lambda: sum(n["Alive"] for n in ray.nodes()) == 3, "the third node to join")
+    (victim,) = [n for n in ray_cluster.worker_nodes if n is not spare]  # the session's worker node
+    engines = engines_on_nodes()
+    doomed = [engine for engine, node in engines.items() if node == victim.node_id]
+    assert len(engines) == 2 and len(doomed) == 1, engines  # one engine slot per node
+    victim_engine = doomed[0]
+    placement = app_actors_on_nodes()
+    assert set(placement) == {"program_table", "router", "ingress"}, placement
+    lost_with_node = sorted(k for k, node in placement.items() if node == victim.node_id)
+
+    # a long-context program pinned to the doomed engine (new pins rotate over equally used engines)
+    router = ray.get_actor(ROUTER_NAME, namespace=NAMESPACE)
+    table = ray.get_actor(PROGRAM_TABLE_NAME, namespace=NAMESPACE)
+    long_program = None
+    for attempt in range(10):
+        pid = f"node-loss-long-{attempt}"
+        warm, _, _ = asyncio.run(run_programs(serve_app, [pid], calls=1, long_prompt_program=pid))
+        assert not isinstance(warm[0], BaseException), warm[0]
+        if ray.get(router.pin_of.remote(pid), timeout=DEADLINE_S) == victim_engine:
+            long_program = pid
+            break
+    assert long_program is not None, "no program got pinned to the engine on the node to remove"
+    calls_before = ray.get(table.get_program.remote(long_program), timeout=DEADLINE_S)["num_calls"]
+    # its row is in the table's checkpoint: a table restarted from it has the program
+    wait_until(lambda: ray.get(table.stats.remote(), timeout=DEADLINE_S)["checkpoint_backlog"] == 0,
+               "the program in the table's checkpoint")
+    (replica,) = [a for a in alive_actors() if a["Name"].endswith(victim_engine)]
+    engine_processes = psutil.Process(replica["Pid"]).children(recursive=True)
+    assert engine_processes, "the vLLM engine runs in child processes of its replica"
+
+    long_tokens, calls = 300, 4
+    programs = [long_program] + [f"node-loss-{i}" for i in range(7)]
+    removed = asyncio.Event()
+    state = {"frozen": False}
+
+    def max_tokens(pid, step):
+        return long_tokens if pid == long_program and step == 0 else 24
+
+    async def last_call_after_the_removal(pid, step):
+        if step == calls - 1:  # every program calls again once the node is gone
+            await removed.wait()
+
+    async def long_call_in_the_node(progress):
+        """The table has the long call's arrival (its replica registers a call before its engine runs
+        it) and the client has no answer: the call is in the pinned replica. The node then hangs (its
+        engine stops) with the call inside: it cannot finish there, at any speed."""
+        deadline = time.monotonic() + DEADLINE_S
+        while (await table.get_program.remote(long_program))["num_calls"] <= calls_before:
+            assert time.monotonic() < deadline, "the long call never reached its replica"
+            await asyncio.sleep(0.02)
+        for p in engine_processes:
+            p.suspend()
+        state["frozen"] = True
+        assert progress.received.get(long_program, 0) == 0, "the long call finished before the node hung"
+
+    def remove_the_node():
+        # collected now, while its raylet is alive: the raylet's descendants are the node's workers
+        # and what they started (the vLLM engine)
+        raylet = victim.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid
+        on_node = psutil.Process(raylet).children(recursive=True)
+        ray_cluster.remove_node(victim, allow_graceful=False)  # SIGKILLs the raylet and Ray's daemons
+        for p in on_node:  # a crashed machine takes every process with it; one box needs it done by hand
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()
+        removed.set()
+        return time.monotonic()
+
+    try:
+        results, retries, removed_at = asyncio.run(run_programs(
+            serve_app, programs, calls=calls, kill=remove_the_node, kill_when=long_call_in_the_node,
+            long_prompt_program=long_program, max_tokens=max_tokens, before_call=last_call_after_the_removal,
+            max_retries=40))  # the client outlasts the node's death being noticed (seconds to minutes here)
+    finally:
+        if state["frozen"] and not removed.is_set():  # the test failed before the removal: thaw the engine
+            for p in engine_processes:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    p.resume()
+    finished_s = time.monotonic() - removed_at
+    failed = [r for r in results if isinstance(r, BaseException)]
+    assert not failed, failed
+    completed = sum(len(outs) == calls for outs in results)
+    assert completed == len(programs)
+    for pid, outs in zip(programs, results):  # one response per call, each whole: nothing lost or cut
+        assert [o.usage.completion_tokens for o in outs] == [max_tokens(pid, step) for step in range(calls)]
+        assert all(len(o.choices) == 1 for o in outs)
+        assert engine_of(outs[-1]) != victim_engine  # sent after the removal: a live engine answered
+    assert engine_of(results[0][0]) != victim_engine  # the long call in the hung node ran again elsewhere
+
+    # the app's actors answer again: restarted on a live node if they were on the removed one
+    stats = wait_until(lambda: answers(table.stats.remote), "the program table to answer", timeout_s=600, every_s=1)
+    wait_until(lambda: answers(router.stats.remote) is not None, "the router to answer", timeout_s=600, every_s=1)
+
+    def off_the_removed_node():
+        where = app_actors_on_nodes()
+        return where if len(where) == 3 and victim.node_id not in where.values() else None
+
+    now = wait_until(off_the_removed_node, "the app's actors alive off the removed node", timeout_s=600, every_s=1)
+    assert set(now.values()) <= {ray_cluster.head_node.node_id, spare.node_id}, now
+
+    def row(pid):
+        try:
+            return ray.get(table.get_program.remote(pid), timeout=DEADLINE_S)
+        except UnknownProgram:
+            return None
+
+    rows = {p: row(p) for p in programs}
+    if "program_table" in lost_with_node:  # restored from its checkpoint, which had the long program
+        assert stats["restored_programs"] >= 1
+        assert rows[long_program] is not None and rows[long_program]["num_calls"] >= calls_before
+    else:  # it kept every row; retried calls add arrivals
+        assert all(r is not None and r["num_calls"] >= calls for r in rows.values()), rows
+
+    # Ray Serve restarts the lost engine on the spare node (the only free engine slot)
+    live_nodes = {ray_cluster.head_node.node_id, spare.node_id}
+
+    def healed():  # the GCS first (the removed node's actors leave it once it is found dead), then Serve
+        engines_now = engines_on_nodes()
+        return engines_now if set(engines_now.values()) == live_nodes and llm_replicas_running() else None
+
+    engines_after = wait_until(healed, "the lost engine running again on the spare node", timeout_s=900, every_s=2)
+    healed_s = time.monotonic() - removed_at
+
+    def pinned_to_a_live_engine():
+        """A next long call of the program pins it to a live engine and is answered there (a router
+        too slow to answer ranks a call as unpinned and pins nothing: then the next call)."""
+        (outs,), _, _ = asyncio.run(run_programs(
+            serve_app, [long_program], calls=1, long_prompt_program=long_program, max_retries=40))
+        if isinstance(outs, BaseException):
+            raise outs
+        pin = answers(lambda: router.pin_of.remote(long_program))
+        return pin if pin in engines_after and engine_of(outs[0]) == pin else None
+
+    new_pin = wait_until(pinned_to_a_live_engine, "the long program pinned to a live engine", every_s=1)
+    assert new_pin != victim_engine
+    RESULTS["node_loss"] = {
+        "faults": 1, "nodes": 3, "programs_started": len(programs), "programs_completed": completed,
+        "calls": len(programs) * calls, "client_retries": retries, "pin_moved": new_pin != victim_engine,
+        "programs_tried_to_pin_one_there": attempt + 1,
+        "lost_with_the_node": ["engine", *lost_with_node],
+        # the long program's calls registered at a replica during the run: `calls`, plus the re-run of
+        # the call the node took down (known when the table kept its rows)
+        "long_program_arrivals": None if "program_table" in lost_with_node
+        else rows[long_program]["num_calls"] - calls_before,
+        "replacement_engine_on_spare_node": True,
+        "programs_done_after_removal_s": round(finished_s, 1), "app_whole_after_removal_s": round(healed_s, 1)}
 
 
 def test_summary_counts_lost_programs_5xx_faults_and_bad_inputs():

@@ -35,6 +35,8 @@ def test_app_args_and_llm_config_build(name, tmp_path, monkeypatch):
     assert kwargs["additional_config"]["autellix"]["policy"] == args.policy
     router = config.deployment_config["request_router_config"]["request_router_class"]
     assert router == "autellix_ray.serve.router:AutellixRequestRouter"
+    kwargs_of_router = config.deployment_config["request_router_config"]["request_router_kwargs"]
+    assert kwargs_of_router["policy"] == args.router_policy
     if args.accelerator == "gpu":
         assert kwargs["scheduler_cls"] == "autellix_ray.vllm.AutellixAsyncScheduler"
         assert config.deployment_config["autoscaling_config"]["max_replicas"] == 8
@@ -61,6 +63,7 @@ def test_stock_system_has_no_autellix_parts(tmp_path, monkeypatch):
         ({"num_replicas": "auto"}, "autoscaling_config"),
         ({"colour": "blue"}, "Extra inputs are not permitted"),
         ({"policy_settings": {"beta": -1}}, "beta must be"),
+        ({"router_policy": "random"}, "router_policy"),
     ],
 )
 def test_bad_app_args_fail_with_a_clear_message(args, message, tmp_path, monkeypatch):

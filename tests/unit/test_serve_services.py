@@ -4,7 +4,8 @@ import pytest
 
 from autellix_ray.core import UnknownProgram
 from autellix_ray.serve.program_table import ProgramTableService
-from autellix_ray.serve.router import RouterService, estimate_prompt_tokens
+from autellix_ray.core.routing import text_block_keys
+from autellix_ray.serve.router import AutellixRequestRouter, RouterService, estimate_prompt_tokens, prompt_text
 
 
 class Clock:
@@ -120,6 +121,44 @@ def test_router_pin_table_is_bounded():
 class Body:
     def __init__(self, **kw):
         self.__dict__.update(kw)
+
+
+def test_kv_cost_router_service_follows_the_prompts_cached_text_and_moves_when_loaded():
+    router = RouterService(policy="kv_cost")
+    context = "You are a coding agent. " * 200  # ~4,800 characters: ~1,200 tokens, 75 keys
+    keys = text_block_keys(context)
+    home = router.route("p", 1200, [("e0", 0), ("e1", 0)], keys)[0]
+    other = "e1" if home == "e0" else "e0"
+    loads = lambda h, o: [(home, h), (other, o)]
+    grown = text_block_keys(context + "tool output " * 20)
+    for _ in range(3):  # calls outside programs, 100 tokens each: the mean prompt is now 375 tokens
+        router.route(None, 100, [("e0", 0), ("e1", 0)])
+    assert router.route("p", 1260, loads(2, 0), grown)[0] == home  # two calls more there (~750): still cheaper
+    assert router.route("p", 1260, loads(4, 0), grown)[0] == other  # four more (~2,200): moving pays
+    assert router.pin_of("p") == other
+    assert router.route("q", 1200, [("e0", 0), ("e1", 0)], ())[0] in ("e0", "e1")  # no keys: load only
+    with pytest.raises(ValueError, match="unknown router policy 'fastest'"):
+        RouterService(policy="fastest")
+
+
+def test_request_router_sends_every_program_call_to_a_kv_cost_actor_and_only_long_ones_to_algorithm_2():
+    from autellix_ray.core import RouteRequest
+
+    kv, alg2 = object.__new__(AutellixRequestRouter), object.__new__(AutellixRequestRouter)
+    kv.initialize_state(short_prompt_tokens=100, router=object(), policy="kv_cost")
+    alg2.initialize_state(short_prompt_tokens=100, router=object())
+    assert kv._asks_actor(RouteRequest("p", 10)) and not kv._asks_actor(RouteRequest(None, 10_000))
+    assert not alg2._asks_actor(RouteRequest("p", 10)) and alg2._asks_actor(RouteRequest("p", 101))
+    with pytest.raises(ValueError, match="unknown router policy"):
+        object.__new__(AutellixRequestRouter).initialize_state(policy="nope")
+
+
+def test_prompt_text_keeps_the_prefix_of_a_growing_chat():
+    turn1 = Body(prompt=None, messages=[{"role": "system", "content": "s" * 100}, {"role": "user", "content": "u"}])
+    turn2 = Body(prompt=None, messages=turn1.messages + [{"role": "assistant", "content": "a" * 50},
+                                                         {"role": "user", "content": "v"}])
+    assert prompt_text(turn2).startswith(prompt_text(turn1))
+    assert prompt_text(Body(prompt=[1, 2])) == "1 2" and prompt_text(Body(prompt="hi")) == "hi"
 
 
 def test_prompt_token_estimates():
