@@ -43,6 +43,7 @@ class AppArgs(BaseModel):
     # the router actor's policy (serve/router.py): "autellix" = Algorithm 2 (long prompts follow their
     # program's pin), "kv_cost" = the KV-aware cost router (every program call, docs/scale.md)
     router_policy: Literal["autellix", "kv_cost"] = "autellix"
+    router_shards: int = 1  # router actors; a program's calls go to one by program-id hash (docs/scale.md)
     engine_kwargs: dict[str, Any] = Field(default_factory=dict)
     max_ongoing_requests: int = 256
     # Custom Ray resources each engine replica asks for, added to its placement-group bundle
@@ -68,6 +69,8 @@ class AppArgs(BaseModel):
             raise ValueError("engine_resources is for accelerator: cpu (on GPUs the engines' bundles are vLLM's)")
         if any(not amount > 0 for amount in self.engine_resources.values()):
             raise ValueError(f"engine_resources amounts must be > 0, got {self.engine_resources}")
+        if self.router_shards < 1:
+            raise ValueError(f"router_shards must be >= 1, got {self.router_shards}")
         if self.short_prompt_tokens < 0:
             raise ValueError("short_prompt_tokens must be >= 0")
         if self.max_pending_calls is not None and self.max_pending_calls < 1:
@@ -106,7 +109,8 @@ def llm_config(args: AppArgs) -> LLMConfig:
         config["server_cls"] = "autellix_ray.serve.server:AutellixLLMServer"
         deployment["request_router_config"] = {
             "request_router_class": "autellix_ray.serve.router:AutellixRequestRouter",
-            "request_router_kwargs": {"short_prompt_tokens": args.short_prompt_tokens, "policy": args.router_policy},
+            "request_router_kwargs": {"short_prompt_tokens": args.short_prompt_tokens, "policy": args.router_policy,
+                                      "shards": args.router_shards},
         }
     if args.accelerator == "cpu":
         config["placement_group_config"] = {"bundles": [{"CPU": 1, **args.engine_resources}]}
@@ -134,7 +138,9 @@ def build_app(args: dict[str, Any] | AppArgs | None = None):
         from autellix_ray.serve.router import get_or_create_router
 
         table = get_or_create_program_table(idle_timeout_s=args.program_idle_timeout_s)
-        get_or_create_router(table=table, short_prompt_tokens=args.short_prompt_tokens, policy=args.router_policy)
+        for shard in range(args.router_shards):
+            get_or_create_router(table=table, shard=shard, short_prompt_tokens=args.short_prompt_tokens,
+                                 policy=args.router_policy)
         ingress_cls = make_fastapi_ingress(AutellixIngress, endpoint_map=ENDPOINTS, app=_guarded_fastapi_app(args))
         options = AutellixIngress.get_deployment_options([config])
     else:

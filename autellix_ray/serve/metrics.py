@@ -65,10 +65,11 @@ class TableMetrics(TableHooks):
             table_metrics()["program_latency"].observe(latency_s)
 
 
-def count_decision(reason: str) -> None:
-    """The router service's decision hook (no-op outside a Ray worker)."""
+def count_decisions(counts: dict[str, int]) -> None:
+    """The router service's decisions by reason since its last call (no-op outside a Ray worker)."""
     if ray.is_initialized():
-        router_metrics()["decisions"].inc(1, tags={"reason": reason})
+        for reason, n in counts.items():
+            router_metrics()["decisions"].inc(n, tags={"reason": reason})
 
 
 def record_call(report: dict) -> None:

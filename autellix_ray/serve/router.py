@@ -1,6 +1,6 @@
 """KV-locality routing across engine replicas: a router actor and Ray Serve's RequestRouter.
 
-The router actor (one per cluster) runs core's ``ProgramRouter`` around the app's routing
+The router actor runs core's ``ProgramRouter`` around the app's routing
 policy (``ROUTER_POLICIES``: Algorithm 2, ``autellix``, over cluster-wide program -> engine
 pins; or the KV-aware cost router, ``kv_cost``, over its per-engine prefix index), so every
 process holding a handle sees the same pins; it tells the program table (an injected
@@ -16,12 +16,21 @@ handle) about every pin. ``AutellixRequestRouter`` runs inside each of those pro
   the call is ranked locally as if unpinned: routing never blocks on it.
 A replica that dies or is removed loses its pins (``on_replica_actor_died``, and on every
 call the actor drops pins to engines not in the candidate list).
+
+Throughput: each process group-commits its calls to the router actor (``group_commit.py``:
+at most one ``route_batch`` RPC in flight per actor, the calls that arrive meanwhile go in the
+next), so the actor's per-RPC cost is paid once per batch. With ``shards`` > 1 there are that
+many router actors and a program's calls go to shard ``crc32(program id) % shards``: each keeps
+its programs' pins and prefix index (a program's prefix is its own; a prompt prefix shared
+across programs is learnt by every shard). Measured in ``docs/scale.md`` (router actor bench).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import zlib
 from typing import Any
 
 import ray
@@ -29,18 +38,39 @@ from ray.serve.request_router import FIFOMixin, PendingRequest, RequestRouter, R
 
 from autellix_ray.core import EngineLoad, ProgramRouter, RouteRequest, make_router
 from autellix_ray.core.routing.locality import DEFAULT_SHORT_PROMPT_TOKENS, LocalityRouter
-from autellix_ray.core.routing.prefix_index import TEXT_BLOCK_CHARS, text_block_keys
 from autellix_ray.core.routing.pins import MAX_PINS, RouterStats
-from autellix_ray.serve.metrics import count_decision, router_metrics
+from autellix_ray.core.routing.prefix_index import TEXT_BLOCK_CHARS, text_block_keys
+from autellix_ray.serve.group_commit import GroupCommit
+from autellix_ray.serve.metrics import count_decisions, router_metrics
 from autellix_ray.serve.program_table import NAMESPACE, get_or_create_detached
 
 logger = logging.getLogger(__name__)
 
-ROUTER_NAME = "autellix-router"
+ROUTER_NAME = "autellix-router"  # shard 0; shard i > 0 is f"{ROUTER_NAME}-{i}"
 ROUTER_TIMEOUT_S = 0.5
+MAX_ROUTE_BATCH = 256  # calls per route_batch RPC; more wait for the next one
 CHARS_PER_TOKEN = 4  # prompt-length estimate before tokenization
 ROUTER_POLICIES = ("autellix", "kv_cost")  # Algorithm 2 (the default), the KV-aware cost router
 TEXT_BLOCK_TOKENS = TEXT_BLOCK_CHARS // CHARS_PER_TOKEN  # prompt tokens per text-block key (estimate)
+
+
+def router_shard_name(shard: int) -> str:
+    return ROUTER_NAME if shard == 0 else f"{ROUTER_NAME}-{shard}"
+
+
+def shard_of(program_id: str | None, shards: int) -> int:
+    """The router shard of a program (stable across processes, unlike ``hash``)."""
+    return zlib.crc32(program_id.encode()) % shards if program_id and shards > 1 else 0
+
+
+def route_batch_args(calls: list[tuple]) -> tuple[list, list]:
+    """``RouterService.route_batch``'s arguments for (program id, prompt tokens, loads, prefix keys)
+    calls: each distinct loads vector is sent once (a batch's calls mostly share one: the same
+    process's queue-length cache)."""
+    vectors: dict[tuple, int] = {}
+    indexed = [(program_id, tokens, vectors.setdefault(tuple(loads), len(vectors)), keys)
+               for program_id, tokens, loads, keys in calls]
+    return [list(v) for v in vectors], indexed
 
 
 def make_router_policy(policy: str, short_prompt_tokens: int = DEFAULT_SHORT_PROMPT_TOKENS):
@@ -57,16 +87,35 @@ class RouterService:
     def __init__(self, short_prompt_tokens: int = DEFAULT_SHORT_PROMPT_TOKENS, max_pins: int = MAX_PINS,
                  table: Any = None, policy: str = "autellix") -> None:
         self.table = table
+        self._uncounted: dict[str, int] = {}  # decisions by reason since the metric was last updated
         self.router = ProgramRouter(make_router_policy(policy, short_prompt_tokens), max_pins,
-                                    on_pin=self._tell_table, on_decision=count_decision)
+                                    on_pin=self._tell_table, on_decision=self._count)
 
     def route(self, program_id: str, num_prompt_tokens: int, loads: list[tuple[str, int]],
               prefix_blocks: tuple = ()) -> list[str]:
         """Engine ids best first, for ``loads``: (engine id, calls in flight) of every candidate;
         ``prefix_blocks``: the prompt's text-block keys (``kv_cost``)."""
-        engines = [EngineLoad(engine_id, num_running=n) for engine_id, n in loads]
-        return list(self.router.route(program_id, num_prompt_tokens, engines, tuple(prefix_blocks),
-                                      TEXT_BLOCK_TOKENS).ranked)
+        return self.route_batch([loads], [(program_id, num_prompt_tokens, 0, prefix_blocks)])[0]
+
+    def route_batch(self, loads: list[list[tuple[str, int]]], calls: list[tuple]) -> list[list[str]]:
+        """One group-committed RPC: ``calls`` are (program id, prompt tokens, index into ``loads``,
+        prefix keys), answered in order. Calls sharing a loads vector see the calls routed before
+        them in the batch: the chosen engine counts one call more (no herd onto one engine)."""
+        engines_of: dict[int, list[EngineLoad]] = {}
+        ranked_all = []
+        for program_id, num_prompt_tokens, which, prefix_blocks in calls:
+            engines = engines_of.get(which)
+            if engines is None:
+                engines = engines_of[which] = [EngineLoad(engine_id, num_running=n) for engine_id, n in loads[which]]
+            ranked = self.router.route(program_id, num_prompt_tokens, engines, tuple(prefix_blocks),
+                                       TEXT_BLOCK_TOKENS).ranked
+            for i, e in enumerate(engines):
+                if e.engine_id == ranked[0]:
+                    engines[i] = EngineLoad(e.engine_id, num_running=e.num_running + 1)
+                    break
+            ranked_all.append(list(ranked))
+        self._flush_decision_counts()
+        return ranked_all
 
     def remove_engine(self, engine_id: str) -> int:
         return self.router.remove_engine(engine_id)
@@ -77,6 +126,14 @@ class RouterService:
     def stats(self) -> RouterStats:
         return self.router.stats()
 
+    def _count(self, reason: str) -> None:
+        self._uncounted[reason] = self._uncounted.get(reason, 0) + 1
+
+    def _flush_decision_counts(self) -> None:
+        """One metric update per reason per RPC (not per decision: a batch holds hundreds)."""
+        count_decisions(self._uncounted)
+        self._uncounted = {}
+
     def _tell_table(self, program_id: str, engine_id: str | None) -> None:
         if self.table is not None:
             self.table.set_pin.remote(program_id, engine_id)  # fire and forget: the table is not on the path
@@ -85,9 +142,9 @@ class RouterService:
 RouterActor = ray.remote(num_cpus=0)(RouterService)
 
 
-def get_or_create_router(table: Any = None, **options: Any):
-    """The router actor; ``table``: the program table's handle, told about every pin."""
-    return get_or_create_detached(RouterActor, ROUTER_NAME, table=table, **options)
+def get_or_create_router(table: Any = None, shard: int = 0, **options: Any):
+    """The router actor of ``shard``; ``table``: the program table's handle, told about every pin."""
+    return get_or_create_detached(RouterActor, router_shard_name(shard), table=table, **options)
 
 
 def call_context(pending_request: PendingRequest | None) -> tuple[str | None, int, Any]:
@@ -135,13 +192,19 @@ class AutellixRequestRouter(FIFOMixin, RequestRouter):
     """Ray Serve request router for the engine deployment (see the module header)."""
 
     def initialize_state(self, short_prompt_tokens: int = DEFAULT_SHORT_PROMPT_TOKENS, router: Any = None,
-                         policy: str = "autellix", **kwargs: Any) -> None:
-        """``router``: the router actor's handle (None: looked up by name on first use); ``policy``:
-        the actor's routing policy (``ROUTER_POLICIES``), which decides which calls go to it."""
+                         policy: str = "autellix", shards: int = 1, **kwargs: Any) -> None:
+        """``router``: the router actors' handles, one per shard, or shard 0's alone (None: looked
+        up by name on first use); ``policy``: the actors' routing policy (``ROUTER_POLICIES``),
+        which decides which calls go to them; ``shards``: how many router actors."""
         make_router_policy(policy)  # a bad name fails here, not on the first call
+        if shards < 1:
+            raise ValueError(f"router shards must be >= 1, got {shards}")
         self._policy = LocalityRouter(short_prompt_tokens)  # local ranking: least used, no pins
         self._kv_cost = policy == "kv_cost"
-        self._actor = router
+        handles = router if isinstance(router, list) else [router]
+        self._actors = [handles[i] if i < len(handles) else None for i in range(shards)]
+        self._groups = [GroupCommit(functools.partial(self._send_routes, i), 0.0, MAX_ROUTE_BATCH,
+                                    on_failure=functools.partial(self._forget_actor, i)) for i in range(shards)]
         self.num_fallbacks = 0
 
     def _asks_actor(self, request: RouteRequest) -> bool:
@@ -149,10 +212,17 @@ class AutellixRequestRouter(FIFOMixin, RequestRouter):
             return request.program_id is not None
         return self._policy.follows_pin(request)
 
-    def _router_actor(self):
-        if self._actor is None:
-            self._actor = ray.get_actor(ROUTER_NAME, namespace=NAMESPACE)
-        return self._actor
+    def _router_actor(self, shard: int = 0):
+        if self._actors[shard] is None:
+            self._actors[shard] = ray.get_actor(router_shard_name(shard), namespace=NAMESPACE)
+        return self._actors[shard]
+
+    async def _send_routes(self, shard: int, calls: list) -> list:
+        batch = self._router_actor(shard).route_batch.remote(*route_batch_args(calls))
+        return await asyncio.wait_for(batch, ROUTER_TIMEOUT_S)
+
+    def _forget_actor(self, shard: int, error: BaseException) -> None:
+        self._actors[shard] = None  # dead or restarting: look it up by name for the next RPC
 
     async def choose_replicas(
         self, candidate_replicas: list[RunningReplica], pending_request: PendingRequest | None = None
@@ -166,12 +236,10 @@ class AutellixRequestRouter(FIFOMixin, RequestRouter):
         ranked = None
         if self._asks_actor(request):
             keys = text_block_keys(prompt_text(body)) if self._kv_cost and body is not None else ()
+            group = self._groups[shard_of(program_id, len(self._groups))]
             try:
-                ranked = await asyncio.wait_for(
-                    self._router_actor().route.remote(program_id, num_tokens, loads, keys), ROUTER_TIMEOUT_S
-                )
-            except Exception as e:  # dead, restarting or slow router actor: fall back
-                self._actor = None
+                ranked = await asyncio.wait_for(group.submit((program_id, num_tokens, loads, keys)), ROUTER_TIMEOUT_S)
+            except Exception as e:  # noqa: BLE001 - dead, restarting or slow router actor: fall back
                 self.num_fallbacks += 1
                 router_metrics()["fallbacks"].inc()
                 logger.warning("router actor unavailable (%s); ranked as unpinned", type(e).__name__)
@@ -187,7 +255,8 @@ class AutellixRequestRouter(FIFOMixin, RequestRouter):
 
     def on_replica_actor_died(self, replica_id) -> None:
         super().on_replica_actor_died(replica_id)
-        try:
-            self._router_actor().remove_engine.remote(replica_id.unique_id)
-        except Exception:
-            logger.warning("could not tell the router actor that %s died", replica_id)
+        for shard in range(len(self._actors)):
+            try:
+                self._router_actor(shard).remove_engine.remote(replica_id.unique_id)
+            except Exception:  # noqa: BLE001 - best effort: its pins also drop on the next call
+                logger.warning("could not tell router shard %d that %s died", shard, replica_id)

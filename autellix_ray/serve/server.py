@@ -9,14 +9,10 @@ come from ``autellix_engine_kwargs``). Around each chat/completion call it:
    thread id, written into ``vllm_xargs`` so the engine reports it under that id;
 2. asks the program-table actor for the program's state (``begin_calls``) and passes it to
    the scheduler in ``vllm_xargs``; if the actor does not answer within ``TABLE_TIMEOUT_S``
-   the call goes on with the engine-local state only. Begins are group-committed: a replica
-   has at most one ``begin_calls`` RPC in flight. A call arriving while none is in flight
-   opens a ``BEGIN_BATCH_S`` window and goes with the calls of that window; calls arriving
-   while an RPC is in flight wait and all go in the next RPC (at most ``MAX_BEGIN_BATCH``),
-   sent as soon as it returns. At low load that is one call per RPC, as before; when the
-   table is slow its latency grows, batches grow with it and its cost per call falls.
-   A failed RPC fails the calls of its batch only (they run with engine-local state); a
-   call that stopped waiting before its RPC was sent is not sent;
+   the call goes on with the engine-local state only. Begins are group-committed
+   (``group_commit.py``): at most one ``begin_calls`` RPC in flight per replica, a
+   ``BEGIN_BATCH_S`` window at an idle replica, at most ``MAX_BEGIN_BATCH`` calls per RPC;
+   a failed RPC fails the calls of its batch only (they run with engine-local state);
 3. collects every finished call's report from the engine (a tap on vLLM's output
    processor sees ``kv_transfer_params["autellix"]`` for streaming and non-streaming
    calls alike) and sends them to the table in batches every ``REPORT_FLUSH_S`` (and once
@@ -39,6 +35,7 @@ from ray import serve
 from ray.serve.llm import LLMServer
 
 from autellix_ray.serve._compat import request_session_id, tap_output_processor
+from autellix_ray.serve.group_commit import GroupCommit
 from autellix_ray.serve.metrics import record_call
 from autellix_ray.serve.program_table import NAMESPACE, PROGRAM_TABLE_NAME, REPORT_FLUSH_S
 from autellix_ray.vllm import REPORT_KEY
@@ -100,59 +97,26 @@ class AutellixLLMServer(LLMServer):
         request.vllm_xargs = xargs
 
     def _init_begins(self) -> None:
-        self._begins: list = []  # (call args, future) waiting for the next begin_calls RPC
-        self._begin_busy = False  # a window is open or an RPC is in flight: new calls just queue
-        self._begin_task: asyncio.Task | None = None  # the RPC in flight (a reference keeps it alive)
+        self._begin_group = GroupCommit(self._send_begin_calls, BEGIN_BATCH_S, MAX_BEGIN_BATCH,
+                                        on_failure=self._forget_table)
 
     async def _program_state(self, program_id: str, thread_id: str, parents: list) -> dict:
         """The program's state from the table (group commit: see the module docstring)."""
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        self._begins.append(((program_id, thread_id, [str(p) for p in parents]), future))
-        if not self._begin_busy:  # nothing in flight: open the window, then send
-            self._begin_busy = True
-            loop.call_later(BEGIN_BATCH_S, self._send_begins)
         try:
-            return await asyncio.wait_for(asyncio.shield(future), TABLE_TIMEOUT_S)
+            return await asyncio.wait_for(
+                self._begin_group.submit((program_id, thread_id, [str(p) for p in parents])), TABLE_TIMEOUT_S
+            )
         except Exception as e:  # noqa: BLE001 - table dead or slow: engine-local state only
             logger.warning("program table unavailable (%s); engine-local state", type(e).__name__)
             return {}
-        finally:
-            future.cancel()  # no-op once answered; a call still queued is then not sent
 
-    def _send_begins(self) -> None:
-        """Send the waiting calls (at most ``MAX_BEGIN_BATCH``) in one RPC, or go idle if none wait."""
-        waiting = [b for b in self._begins if not b[1].done()]  # drop calls that stopped waiting
-        batch, self._begins = waiting[:MAX_BEGIN_BATCH], waiting[MAX_BEGIN_BATCH:]
-        if not batch:
-            self._begin_busy, self._begin_task = False, None  # the next arrival opens a window
-            return
-        self._begin_task = asyncio.get_running_loop().create_task(self._begin_batch(batch))
+    async def _send_begin_calls(self, calls: list) -> list:
+        table = self._table or ray.get_actor(PROGRAM_TABLE_NAME, namespace=NAMESPACE)
+        self._table = table
+        return await asyncio.wait_for(table.begin_calls.remote(calls), TABLE_TIMEOUT_S)
 
-    async def _begin_batch(self, batch) -> None:
-        try:
-            await self._call_begin_calls(batch)
-        except asyncio.CancelledError:  # the loop is shutting down: send nothing more
-            for _, future in batch:
-                future.cancel()
-            self._begin_busy, self._begin_task = False, None
-            raise
-        self._send_begins()  # what arrived meanwhile goes now, in one RPC
-
-    async def _call_begin_calls(self, batch) -> None:
-        try:
-            table = self._table or ray.get_actor(PROGRAM_TABLE_NAME, namespace=NAMESPACE)
-            self._table = table
-            states = await asyncio.wait_for(table.begin_calls.remote([a for a, _ in batch]), TABLE_TIMEOUT_S)
-        except Exception as e:  # noqa: BLE001 - any failure goes to every call of this batch
-            self._table = None  # reconnect by name for the next RPC
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(e)
-            return
-        for (_, future), state in zip(batch, states):
-            if not future.done():
-                future.set_result(state)
+    def _forget_table(self, error: BaseException) -> None:
+        self._table = None  # reconnect by name for the next RPC
 
     # -- reports ------------------------------------------------------------
     def _on_engine_output(self, out) -> None:

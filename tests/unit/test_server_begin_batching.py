@@ -91,7 +91,7 @@ def test_a_lone_call_has_its_own_rpc_and_the_replica_goes_idle_after(long_timeou
         await until(lambda: len(table.rpcs) == 1, "the window closes and the RPC is sent")
         table.rpcs[0].answer()
         assert await first == {"program_service_s": 1.0, "state_of": "a"}
-        await until(lambda: not server._begin_busy, "the replica goes idle")
+        await until(lambda: not server._begin_group.busy, "the replica goes idle")
         second = call(server, "b")  # a later call opens a new window and a new RPC
         await until(lambda: len(table.rpcs) == 2, "the second RPC is sent")
         table.rpcs[1].answer()
@@ -129,7 +129,7 @@ def test_calls_arriving_while_an_rpc_is_in_flight_go_in_exactly_one_next_rpc(lon
         for wave in range(waves):  # spread over several windows' worth of time
             waiting += [call(server, f"w{i}") for i in range(wave * per_wave, (wave + 1) * per_wave)]
             queued = len(waiting)
-            await until(lambda q=queued: len(server._begins) == q, "the wave is queued")
+            await until(lambda q=queued: server._begin_group.num_queued == q, "the wave is queued")
             await asyncio.sleep(3 * BEGIN_BATCH_S)
         assert len(table.rpcs) == 1  # nothing else is sent while the first RPC is in flight
         table.rpcs[0].answer()
@@ -137,7 +137,7 @@ def test_calls_arriving_while_an_rpc_is_in_flight_go_in_exactly_one_next_rpc(lon
         await until(lambda: len(table.rpcs) == 2, "the queued calls are sent when the first RPC returns")
         table.rpcs[1].answer()
         states = await asyncio.gather(*waiting)
-        await until(lambda: not server._begin_busy, "the replica goes idle")
+        await until(lambda: not server._begin_group.busy, "the replica goes idle")
         return table, states
 
     table, states = asyncio.run(scenario())
@@ -154,7 +154,7 @@ def test_a_batch_holds_at_most_max_begin_batch_calls(long_timeout):
         first = call(server, "first")
         await until(lambda: len(table.rpcs) == 1, "the first RPC is sent")
         waiting = [call(server, f"w{i}") for i in range(MAX_BEGIN_BATCH + extra)]
-        await until(lambda: len(server._begins) == MAX_BEGIN_BATCH + extra, "every later call is queued")
+        await until(lambda: server._begin_group.num_queued == MAX_BEGIN_BATCH + extra, "every later call is queued")
         table.rpcs[0].answer()
         await until(lambda: len(table.rpcs) == 2, "a full batch is sent")
         table.rpcs[1].answer()
@@ -178,7 +178,7 @@ def test_a_failed_rpc_fails_only_its_own_batch_and_the_replica_reconnects_by_nam
         first = call(server, "first")
         await until(lambda: len(table.rpcs) == 1, "the first RPC is sent")
         waiting = [call(server, f"w{i}") for i in range(3)]
-        await until(lambda: len(server._begins) == 3, "the later calls are queued")
+        await until(lambda: server._begin_group.num_queued == 3, "the later calls are queued")
         table.rpcs[0].fail(RuntimeError("table died"))
         assert await first == {}  # its batch failed: engine-local state
         await until(lambda: len(table.rpcs) == 2, "the queued calls are sent in the next RPC")
@@ -198,7 +198,7 @@ def test_a_call_that_stopped_waiting_before_its_rpc_was_sent_is_not_sent(long_ti
         first = call(server, "first")
         await until(lambda: len(table.rpcs) == 1, "the first RPC is sent")
         waiting = {t: call(server, t) for t in ("a", "gone", "b")}
-        await until(lambda: len(server._begins) == 3, "the later calls are queued")
+        await until(lambda: server._begin_group.num_queued == 3, "the later calls are queued")
         waiting["gone"].cancel()  # e.g. its client went away
         await asyncio.gather(waiting["gone"], return_exceptions=True)
         table.rpcs[0].answer()

@@ -81,8 +81,6 @@ class LeastUsedRanking:
         n = len(engines)
         start = self._turn % n
         self._turn += 1
-        order = sorted(
-            range(n),
-            key=lambda i: (engines[i].num_calls, engines[i].kv_usage, (i - start) % n),
-        )
+        load = [(e.num_calls, e.kv_usage) for e in engines]
+        order = sorted([*range(start, n), *range(start)], key=load.__getitem__)  # stable: ties rotate
         return tuple(engines[i].engine_id for i in order)

@@ -69,7 +69,7 @@ class KvCostRouter(Router):
         n = len(engines)
         start = self._turn % n
         self._turn += 1
-        order = sorted(range(n), key=lambda i: (costs[i], (i - start) % n))
+        order = sorted([*range(start, n), *range(start)], key=costs.__getitem__)  # stable: ties rotate
         ranked = tuple(engines[i].engine_id for i in order)
         best = engines[order[0]]
         self._routed_calls += 1

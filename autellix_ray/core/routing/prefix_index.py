@@ -51,9 +51,9 @@ class PrefixIndex:
         base = self._inserts * STAMP_STRIDE
         held.update(zip(keys, range(base, base - len(keys), -1)))  # the first block newest: prefixes outlive extensions
         cap = min(capacity_blocks, self.max_blocks) if capacity_blocks else self.max_blocks
-        if len(held) > cap * EVICT_SLACK:
-            newest = sorted(held.items(), key=lambda kv: kv[1], reverse=True)[:cap]
-            self._held[engine_id] = dict(newest)
+        if len(held) > cap * EVICT_SLACK:  # keep the newest cap keys (stamps are unique)
+            oldest_kept = sorted(held.values())[-cap]
+            self._held[engine_id] = {k: stamp for k, stamp in held.items() if stamp >= oldest_kept}
 
     def forget_engine(self, engine_id: str) -> None:
         self._held.pop(engine_id, None)
