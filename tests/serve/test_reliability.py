@@ -644,10 +644,11 @@ def test_summary_counts_lost_programs_5xx_faults_and_bad_inputs():
     doc = {"tests": {"bad_inputs": {"tried": 60, "status_5xx": 1, "schemathesis_cases": 30},
                      "overload": {"status_5xx": 2},
                      "router_actor_death": {"faults": 1, "programs_started": 4, "programs_completed": 3},
-                     "replica_death": {"faults": 2, "programs_started": 8, "programs_completed": 8}},
+                     "replica_death": {"faults": 2, "programs_started": 8, "programs_completed": 8},
+                     "node_loss": {"faults": 1, "programs_started": 6, "programs_completed": 6}},
            "soak": {"status_5xx": 4}}
     summary = reliability_summary(doc)
     assert summary["programs_lost"] == {"measured": 1, "target": 0, "met": False}
     assert summary["responses_5xx"] == {"measured": 7, "target": 0, "met": False}
-    assert summary["faults_injected"] == {"measured": 3, "target": 3, "met": True}
+    assert summary["faults_injected"] == {"measured": 4, "target": 4, "met": True}
     assert summary["bad_inputs_tried"] == {"measured": 90, "target": 100, "met": False}
