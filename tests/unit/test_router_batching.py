@@ -12,7 +12,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from autellix_ray.serve import router as router_module
 from autellix_ray.serve.group_commit import GroupCommit
 from autellix_ray.serve.router import AutellixRequestRouter, RouterService, route_batch_args, shard_of
 
@@ -139,7 +138,11 @@ def pending(program_id: str, prompt: str):
 
 def test_the_request_router_sends_each_program_to_its_shard_and_falls_back_when_a_shard_fails(monkeypatch):
     fallbacks = []
-    monkeypatch.setattr(router_module, "router_metrics", lambda: {"fallbacks": SimpleNamespace(inc=lambda: fallbacks.append(1))})
+    # Patched in the method's own globals: once a Serve app has run in this process (tests/serve),
+    # Ray Serve has pickled the request router class by value and unpickling it replaced its methods
+    # with copies whose globals are no longer this module's.
+    monkeypatch.setitem(AutellixRequestRouter.choose_replicas.__globals__, "router_metrics",
+                        lambda: {"fallbacks": SimpleNamespace(inc=lambda: fallbacks.append(1))})
     shards = [FakeShard(), FakeShard(fail=True)]
     request_router = object.__new__(AutellixRequestRouter)
     request_router.initialize_state(router=list(shards), policy="kv_cost", shards=2)
