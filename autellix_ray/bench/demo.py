@@ -98,11 +98,36 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--actors", type=int, default=2, help="ReAct agents in Ray actors (handles)")
     args = parser.parse_args(argv)
 
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
     fd, log_path = tempfile.mkstemp(prefix="autellix-demo-", suffix=".log", dir="/tmp")
     os.close(fd)
     print(f"library logs (Ray, vLLM, HTTP client): {log_path}", flush=True)
+    steps = ("[1/4] starting Ray and the app from {config} (2 engines; ~1-2 min here)",
+             "[2/4] app up in {seconds:.0f} s: {base_url}/v1", "[4/4] shutting down")
+    try:
+        with local_app(args.config, log_path, steps=steps) as base_url:
+            print(f"[3/4] running {args.react} ReAct + {args.trees} tree-search agents over HTTP, "
+                  f"{args.actors} ReAct agents in Ray actors over handles", flush=True)
+            rows = asyncio.run(_run_agents(args, base_url))
+            rows += _run_actor_agents(args.actors)
+            time.sleep(0.5)  # last report batch
+            _print_table(rows)
+    finally:
+        print(f"library logs: {log_path}", flush=True)
+
+
+@contextlib.contextmanager
+def local_app(config: str, log_path: str, *, http_port: int = 8000, metrics_port: int | None = None,
+              app_args: dict[str, Any] | None = None,
+              steps: tuple[str, str, str] = ("starting Ray and the app from {config}",
+                                             "app up in {seconds:.0f} s: {base_url}/v1", "shutting down")):
+    """A new local Ray cluster (``address="local"``: never an existing one) in its own temp dir,
+    with the app from ``config`` (``app_args`` override its ``args``) on ``http_port``; yields the
+    base URL once ``/v1/models`` answers, and shuts Serve and Ray down on exit. ``metrics_port``:
+    Ray's Prometheus endpoint on that port (``_metrics_export_port``, metrics reported every
+    second) instead of a random one. ``steps``: the progress lines printed at start, when up and
+    at shutdown."""
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
     import ray
     from ray import serve
 
@@ -112,44 +137,47 @@ def main(argv: list[str] | None = None) -> None:
         from autellix_ray.serve.app import build_app
     from autellix_ray.client import wait_ready
     _logs_to_file(log_path)
-    app_config = yaml.safe_load(Path(args.config).read_text())["applications"][0]
+    app_config = yaml.safe_load(Path(config).read_text())["applications"][0]
     runtime_env = dict(app_config.get("runtime_env") or {})
     # one OpenMP thread per engine: several engines on 2 cores otherwise slow down 20-40x
     runtime_env["env_vars"] = {"OMP_NUM_THREADS": "1", **(runtime_env.get("env_vars") or {})}
-    print(f"[1/4] starting Ray and the app from {args.config} (2 engines; ~1-2 min here)", flush=True)
-    ray.init(num_cpus=8, object_store_memory=1 << 30, include_dashboard=False, log_to_driver=False,
-             _temp_dir=tempfile.mkdtemp(prefix="ray-demo-", dir="/tmp"), runtime_env=runtime_env)
+    metrics = {} if metrics_port is None else {
+        "_metrics_export_port": metrics_port, "_system_config": {"metrics_report_interval_ms": 1000}}
+    print(steps[0].format(config=config), flush=True)
+    ray.init(address="local", num_cpus=8, object_store_memory=1 << 30, include_dashboard=False,
+             log_to_driver=False, _temp_dir=tempfile.mkdtemp(prefix="ray-demo-", dir="/tmp"),
+             runtime_env=runtime_env, **metrics)
     try:
         _logs_to_file(log_path)
-        serve.start(http_options={"host": "127.0.0.1", "port": 8000})
+        serve.start(http_options={"host": "127.0.0.1", "port": http_port})
         started = time.monotonic()
-        serve.run(build_app(app_config["args"]), name=app_config["name"], route_prefix="/", blocking=False)
+        serve.run(build_app({**app_config["args"], **(app_args or {})}), name=app_config["name"], route_prefix="/",
+                  blocking=False)
         _logs_to_file(log_path)
-        wait_ready("http://127.0.0.1:8000/v1/models")
-        print(f"[2/4] app up in {time.monotonic() - started:.0f} s: http://127.0.0.1:8000/v1", flush=True)
-        print(f"[3/4] running {args.react} ReAct + {args.trees} tree-search agents over HTTP, "
-              f"{args.actors} ReAct agents in Ray actors over handles", flush=True)
-        rows = asyncio.run(_run_agents(args))
-        rows += _run_actor_agents(args.actors)
-        time.sleep(0.5)  # last report batch
-        _print_table(rows)
+        base_url = f"http://127.0.0.1:{http_port}"
+        wait_ready(f"{base_url}/v1/models")
+        print(steps[1].format(seconds=time.monotonic() - started, base_url=base_url), flush=True)
+        yield base_url
     finally:
-        print("[4/4] shutting down", flush=True)
+        print(steps[2], flush=True)
         with _stderr_to(log_path, fds=(1, 2)):  # Ray prints its processes' shutdown noise
             serve.shutdown()
             ray.shutdown()
-        print(f"library logs: {log_path}", flush=True)
 
 
-async def _run_agents(args) -> list[dict]:
+async def _run_agents(args, base_url: str = "http://127.0.0.1:8000", end_programs: bool = False) -> list[dict]:
+    """``args.react`` ReAct and ``args.trees`` tree-search agents at once over HTTP, each its own
+    program; ``end_programs``: end each program (DELETE) after reading its row."""
     from autellix_ray.bench.agents import react_agent, timed, tree_search_agent
     from autellix_ray.client import HTTPProgram
 
     async def one(kind, agent, **kw):
-        program = await HTTPProgram.start("http://127.0.0.1:8000")
+        program = await HTTPProgram.start(base_url)
         engines: list[str | None] = []
         result, latency = await timed(agent(program, on_reply=lambda r: engines.append(engine_of(r)), **kw))
         row = await program.row()
+        if end_programs:
+            await program.end()
         return {"program": program.program_id[:14], "agent": kind, "via": "http", "latency_s": latency,
                 "calls": result["calls"], "row": row, "engines": engines}
 
