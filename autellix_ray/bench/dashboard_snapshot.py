@@ -421,8 +421,9 @@ def render(results: list[dict], dashboard: dict, out: Path, *, start: float, end
     fig.text(fx(0), fy(48), f"{t0:%Y-%m-%d %H:%M:%S} to {t1:%H:%M:%S} {t0:%Z}   ·   step {meta['step']}, "
              f"$__rate_interval = {meta['rate_interval']}   ·   {variables}", color=TEXT_DIM, fontsize=14 * pt,
              va="top")
-    fig.text(fx(0), fy(74), LABEL + f" ({meta['run']}).", color="#FADE2A", fontsize=15 * pt, va="top",
-             fontweight="bold")
+    fig.text(fx(0), fy(70), LABEL + ".", color="#FADE2A", fontsize=15 * pt, va="top", fontweight="bold")
+    fig.text(fx(0), fy(92), meta["run"][:1].upper() + meta["run"][1:] + ".", color="#FADE2A", fontsize=14 * pt,
+             va="top")
     fig.text(fx(width_px - 2 * pad), fy(14), f"commit {meta['commit'][:12]}", color=TEXT_DIM, fontsize=13 * pt,
              va="top", ha="right")
 
